@@ -1,0 +1,210 @@
+"""Wrappers that give every backend the same episode semantics: action rescaling, time
+limits and the `stop` mask, auto-reset with the final observation, and episode statistics.
+
+`make` composes them, innermost first:
+
+    EpisodeStats(AutoReset(TimeLimit(ActionRescale(adapter))))    # ActionRescale: Box only
+
+- ActionRescale: the agent acts in [-1, 1]^d; actions are clipped there and mapped affinely
+  onto the backend's bounds.
+- TimeLimit: owns time limits. Keeps info["step_count"] and sets
+  truncated = (step_count >= max_steps | stop | backend truncation) & ~terminated,
+  so a learner's `stop` mask (LEAST) ends an episode exactly like a time limit does.
+- AutoReset: when a step ends the episode (terminated | truncated) it writes the
+  episode's last observation to info["final_obs"] (always present, equal to `obs` when
+  nothing ended) and replaces obs, backend and every inner info entry with a reset. The
+  step's reward, terminated and truncated are kept, so the learner sees the transition
+  that ended the episode and bootstraps truncations from info["final_obs"].
+  reset_mode="fresh" (default) resets with a new key from the per-env info["rng"];
+  reset_mode="cached" restarts from the episode's first state (brax's convention), which
+  skips the reset computation for expensive physics at the cost of fixed start states.
+- EpisodeStats sits OUTSIDE AutoReset, so its running sums are never touched by the reset:
+  it reads the step's reward and done flags (kept by AutoReset) and at every step writes
+  info["completed"] ([] bool, an episode ended here), info["completed_return"] and
+  info["completed_length"] (that episode's return and length; 0 when none ended), next to
+  its running info["episode_return"] and info["episode_length"].
+
+All wrappers act on ONE environment; vmap `reset`/`step` for batches.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_suite.envs.core import Env, State, Wrapper
+from jaxrl_suite.envs.spaces import Box
+
+RESET_MODES = ("fresh", "cached")
+ResetMode = Literal["fresh", "cached"]
+
+# info entries owned by each wrapper (documented above; tests and learners read them).
+STEP_COUNT = "step_count"
+RNG = "rng"
+FINAL_OBS = "final_obs"
+RESET_CACHE = "reset_cache"
+EPISODE_RETURN = "episode_return"
+EPISODE_LENGTH = "episode_length"
+COMPLETED = "completed"
+COMPLETED_RETURN = "completed_return"
+COMPLETED_LENGTH = "completed_length"
+
+
+def _select(condition: jax.Array, on_true, on_false):
+    """Per-env `where` over matching pytrees; `condition` is a [] bool."""
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
+
+
+class ActionRescale(Wrapper):
+    """Lets the agent act in [-1, 1]^d on a bounded Box action space: clips the action to
+    that cube, then maps it affinely onto the backend's [low, high]."""
+
+    def __init__(self, env: Env):
+        super().__init__(env)
+        space = env.action_space
+        if not isinstance(space, Box) or not space.bounded:
+            raise ValueError(
+                f"ActionRescale needs a bounded Box action space; {env.env_id!r} has {space.describe()}"
+            )
+        self._low = np.broadcast_to(np.asarray(space.low, np.float32), space.shape)
+        self._high = np.broadcast_to(np.asarray(space.high, np.float32), space.shape)
+        self._is_identity = bool(np.all(self._low == -1.0) and np.all(self._high == 1.0))
+
+    @property
+    def action_space(self) -> Box:  # type: ignore[override]
+        return Box(self.env.action_space.shape, -1.0, 1.0)
+
+    def step(self, state: State, action: jax.Array, stop: jax.Array | None = None) -> State:
+        chex.assert_shape(action, self.env.action_space.shape)
+        action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        if not self._is_identity:
+            action = self._low + (action + 1.0) * (0.5 * (self._high - self._low))
+        return self.env.step(state, action, stop)
+
+
+class TimeLimit(Wrapper):
+    """Truncates an episode after `max_episode_steps` steps (None: no limit) or when the
+    `stop` mask is set, unless the same step terminated it."""
+
+    def __init__(self, env: Env, max_episode_steps: int | None):
+        super().__init__(env)
+        if max_episode_steps is not None and (
+            not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1
+        ):
+            raise ValueError(
+                f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}"
+            )
+        self._max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+
+    @property
+    def max_episode_steps(self) -> int | None:  # type: ignore[override]
+        return self._max_episode_steps
+
+    def reset(self, key: jax.Array) -> State:
+        state = self.env.reset(key)
+        return state.replace(info={**state.info, STEP_COUNT: jnp.zeros((), jnp.int32)})
+
+    def step(self, state: State, action: jax.Array, stop: jax.Array | None = None) -> State:
+        next_state = self.env.step(state, action)
+        step_count = state.info[STEP_COUNT] + 1
+        cut = next_state.truncated
+        if self._max_episode_steps is not None:
+            cut = cut | (step_count >= self._max_episode_steps)
+        if stop is not None:
+            chex.assert_shape(stop, ())
+            cut = cut | jnp.asarray(stop, jnp.bool_)
+        return next_state.replace(
+            truncated=cut & ~next_state.terminated,
+            info={**next_state.info, STEP_COUNT: step_count},
+        )
+
+
+class AutoReset(Wrapper):
+    """Resets the inner env when a step ends the episode; see the module docstring."""
+
+    def __init__(self, env: Env, reset_mode: ResetMode = "fresh"):
+        super().__init__(env)
+        if reset_mode not in RESET_MODES:
+            raise ValueError(f"reset_mode must be one of {RESET_MODES}, got {reset_mode!r}")
+        self.reset_mode = reset_mode
+
+    def reset(self, key: jax.Array) -> State:
+        rng, reset_key = jax.random.split(key)
+        state = self.env.reset(reset_key)
+        info = {**state.info, FINAL_OBS: state.obs}
+        if self.reset_mode == "fresh":
+            info[RNG] = rng
+        else:
+            info[RESET_CACHE] = (state.obs, state.backend, state.info)
+        return state.replace(info=info)
+
+    def step(self, state: State, action: jax.Array, stop: jax.Array | None = None) -> State:
+        stepped = self.env.step(state, action, stop)
+        info = dict(stepped.info)
+        if self.reset_mode == "fresh":
+            info[RNG], reset_key = jax.random.split(stepped.info[RNG])
+            first = self.env.reset(reset_key)
+            first_obs, first_backend, first_info = first.obs, first.backend, first.info
+        else:
+            first_obs, first_backend, first_info = stepped.info[RESET_CACHE]
+        done = stepped.done
+        inner_info = {name: stepped.info[name] for name in first_info}
+        obs, backend, inner_info = _select(
+            done, (first_obs, first_backend, first_info), (stepped.obs, stepped.backend, inner_info)
+        )
+        info.update(inner_info)
+        info[FINAL_OBS] = stepped.obs
+        return stepped.replace(obs=obs, backend=backend, info=info)
+
+
+class EpisodeStats(Wrapper):
+    """Running and completed episode return/length; outermost, so resets never erase them."""
+
+    def reset(self, key: jax.Array) -> State:
+        state = self.env.reset(key)
+        zero_return = jnp.zeros((), jnp.float32)
+        zero_length = jnp.zeros((), jnp.int32)
+        return state.replace(
+            info={
+                **state.info,
+                EPISODE_RETURN: zero_return,
+                EPISODE_LENGTH: zero_length,
+                COMPLETED: jnp.zeros((), jnp.bool_),
+                COMPLETED_RETURN: zero_return,
+                COMPLETED_LENGTH: zero_length,
+            }
+        )
+
+    def step(self, state: State, action: jax.Array, stop: jax.Array | None = None) -> State:
+        stepped = self.env.step(state, action, stop)
+        episode_return = state.info[EPISODE_RETURN] + stepped.reward
+        episode_length = state.info[EPISODE_LENGTH] + 1
+        done = stepped.done
+        return stepped.replace(
+            info={
+                **stepped.info,
+                EPISODE_RETURN: jnp.where(done, 0.0, episode_return),
+                EPISODE_LENGTH: jnp.where(done, 0, episode_length),
+                COMPLETED: done,
+                COMPLETED_RETURN: jnp.where(done, episode_return, 0.0),
+                COMPLETED_LENGTH: jnp.where(done, episode_length, 0),
+            }
+        )
+
+
+def wrap(
+    env: Env,
+    max_episode_steps: int | None = None,
+    reset_mode: ResetMode = "fresh",
+    rescale_actions: bool = True,
+) -> Env:
+    """The standard stack around an adapter (see the module docstring). `max_episode_steps`
+    None keeps the adapter's own limit (`env.max_episode_steps`)."""
+    if rescale_actions and isinstance(env.action_space, Box):
+        env = ActionRescale(env)
+    limit = env.max_episode_steps if max_episode_steps is None else max_episode_steps
+    return EpisodeStats(AutoReset(TimeLimit(env, limit), reset_mode))

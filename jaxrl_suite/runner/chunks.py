@@ -1,0 +1,57 @@
+"""Compiled chunks of learner updates: `lax.scan` of `update`, vmapped over seeds.
+
+The only place the run loop touches jit; tests and sweeps call these directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl_suite.runner.learner import COMPLETED_COUNT, COMPLETED_RETURN_SUM, Learner
+
+
+def scan_updates(learner: Learner, state: Any, num_updates: int) -> tuple[Any, dict[str, jax.Array]]:
+    """Runs `num_updates` updates of ONE seed; metrics stacked along a leading [num_updates] axis."""
+    return jax.lax.scan(lambda carry, _: learner.update(carry), state, None, length=num_updates)
+
+
+def reduce_chunk_metrics(stacked: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Reduces [num_updates, ...] metrics to one value each: *_sum/*_count summed, others averaged.
+
+    Adds `episode_return` (mean return of episodes finished in the chunk; NaN if none).
+    """
+    reduced = {
+        name: values.sum(0) if name.endswith(("_sum", "_count")) else values.mean(0)
+        for name, values in stacked.items()
+    }
+    if COMPLETED_RETURN_SUM in reduced and COMPLETED_COUNT in reduced:
+        count = reduced[COMPLETED_COUNT]
+        reduced["episode_return"] = jnp.where(
+            count > 0, reduced[COMPLETED_RETURN_SUM] / jnp.maximum(count, 1), jnp.nan
+        )
+    return reduced
+
+
+def make_chunk_fn(learner: Learner, num_updates: int) -> Callable[[Any], tuple[Any, dict[str, jax.Array]]]:
+    """jit(vmap over seeds) of `num_updates` updates; metrics reduced per seed: {name: [num_seeds]}."""
+
+    def one_seed(state: Any) -> tuple[Any, dict[str, jax.Array]]:
+        state, stacked = scan_updates(learner, state, num_updates)
+        return state, reduce_chunk_metrics(stacked)
+
+    return jax.jit(jax.vmap(one_seed), donate_argnums=0)
+
+
+def init_seeds(learner: Learner, seed: int, num_seeds: int) -> Any:
+    """TrainStates for seeds seed..seed+num_seeds-1 stacked on a leading [num_seeds] axis.
+
+    Seed s alone and seed s inside a batch get the same key, so a vmapped run of K seeds
+    reproduces each single-seed run. Keys are raw uint32[2] (`jax.random.PRNGKey`) so that
+    TrainStates checkpoint with Orbax as plain arrays.
+    """
+    keys = jnp.stack([jax.random.PRNGKey(seed + i) for i in range(num_seeds)])
+    return jax.jit(jax.vmap(learner.init))(keys)

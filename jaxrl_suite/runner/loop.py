@@ -1,0 +1,196 @@
+"""The chunked run loop: compiled chunks of updates, host work (logs, eval, checkpoints) between.
+
+A run directory holds config.json, metrics.jsonl, tensorboard/, checkpoints/ and learning_curve.png;
+`resume=True` continues from the last checkpoint and ends with the same metrics as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import shutil
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_suite.runner.checkpoints import Checkpointer
+from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
+from jaxrl_suite.runner.config import RunConfig
+from jaxrl_suite.runner.learner import Learner
+from jaxrl_suite.runner.metrics_log import MetricsWriter, to_json_value, truncate_metrics
+from jaxrl_suite.runner.plots import plot_runs
+from jaxrl_suite.runner.progress import Progress
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+PLOT_FILE = "learning_curve.png"
+RUN_ARTIFACTS = (CONFIG_FILE, "metrics.jsonl", "metrics.jsonl.tmp", "tensorboard", CHECKPOINT_DIR, PLOT_FILE)
+DEFAULT_LOG_POINTS = 50
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory cannot be used as asked (exists without --overwrite, nothing to resume, ...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Update counts of a run: chunk length, and how often to evaluate and checkpoint (in chunks)."""
+
+    total_updates: int
+    updates_per_chunk: int
+    eval_every_chunks: int  # 0 = only at the end, -1 = never
+    checkpoint_every_chunks: int
+
+    @classmethod
+    def build(cls, run: RunConfig, env_steps_per_update: int) -> "Schedule":
+        total_updates = run.total_steps // env_steps_per_update
+        if total_updates < 1:
+            raise ValueError(
+                f"invalid run.total_steps={run.total_steps}: one update consumes {env_steps_per_update} env "
+                f"steps, so total_steps must be at least {env_steps_per_update}"
+            )
+        log_every = run.log_every or math.ceil(run.total_steps / DEFAULT_LOG_POINTS)
+        per_chunk = max(1, min(total_updates, log_every // env_steps_per_update))
+        chunk_steps = per_chunk * env_steps_per_update
+
+        def in_chunks(every: int) -> int:
+            return every if every <= 0 else max(1, round(every / chunk_steps))
+
+        return cls(total_updates, per_chunk, in_chunks(run.eval_every), in_chunks(run.checkpoint_every) or 1)
+
+
+def write_config(run_dir: pathlib.Path, algo: str, env_id: str, run: RunConfig, learner_config: Any) -> None:
+    payload = {"algo": algo, "env": env_id, "run": dataclasses.asdict(run),
+               "learner": dataclasses.asdict(learner_config)}
+    (run_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def read_config(run_dir: str | pathlib.Path) -> dict[str, Any]:
+    path = pathlib.Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise RunDirectoryError(f"{run_dir} has no {CONFIG_FILE}: it is not a jaxrl run directory")
+    return json.loads(path.read_text())
+
+
+def prepare_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> None:
+    """Checks (before any compilation) that the directory may be used; clears it only on overwrite."""
+    if resume and overwrite:
+        raise RunDirectoryError("choose either resume or overwrite, not both")
+    existing = [name for name in RUN_ARTIFACTS if (run_dir / name).exists()]
+    if resume:
+        if CONFIG_FILE not in existing:
+            raise RunDirectoryError(f"cannot resume {run_dir}: no {CONFIG_FILE} there (not a jaxrl run directory)")
+        if Checkpointer(run_dir / CHECKPOINT_DIR).latest_step() is None:
+            raise RunDirectoryError(f"cannot resume {run_dir}: it holds no checkpoint (checkpoints/ is missing or empty)")
+        return
+    if existing and not overwrite:
+        raise RunDirectoryError(
+            f"run directory {run_dir} already holds a run ({', '.join(existing)}); pass --resume {run_dir} "
+            f"to continue it, --overwrite to replace it, or choose another --out"
+        )
+    for name in existing:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def summarize(per_seed: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per-seed chunk metrics -> a log record: the mean over seeds for each, plus
+    `<name>_per_seed` lists for returns."""
+    record: dict[str, Any] = {}
+    for name, values in per_seed.items():
+        values = np.asarray(values, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        record[name] = to_json_value(finite.mean()) if finite.size else None
+        if "return" in name:
+            record[f"{name}_per_seed"] = to_json_value(values)
+    return record
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What `train` hands back: the final stacked TrainState and the log records it wrote."""
+
+    state: Any
+    records: list[dict[str, Any]]
+    run_dir: pathlib.Path
+    completed: bool
+
+
+def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo: str, env_id: str,
+          resume: bool = False, overwrite: bool = False, max_chunks: int | None = None) -> RunResult:
+    """Trains `learner` for `run.total_steps` env steps per seed; writes everything into `run_dir`.
+
+    max_chunks stops after that many chunks in THIS call (used to test interruption + resume).
+    """
+    run.validate()
+    run_dir = pathlib.Path(run_dir)
+    schedule = Schedule.build(run, learner.env_steps_per_update)
+    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints)
+
+    state = init_seeds(learner, run.seed, run.num_seeds)
+    updates_done, wall_offset = 0, 0.0
+    if resume:
+        state, metadata = checkpointer.restore(state)
+        updates_done, wall_offset = int(metadata["updates"]), float(metadata["wall_time"])
+        truncate_metrics(run_dir, updates_done)
+    else:
+        write_config(run_dir, algo, env_id, run, learner.config)
+
+    evaluate = jax.jit(jax.vmap(learner.evaluate))
+    eval_keys = jnp.stack([jax.random.PRNGKey(run.seed + i) for i in range(run.num_seeds)])
+    chunk_fns: dict[int, Any] = {}
+    writer = MetricsWriter(run_dir, tensorboard=run.tensorboard)
+    steps_per_update = learner.env_steps_per_update
+    progress = Progress(run.total_steps, updates_done * steps_per_update, enabled=run.progress)
+    records: list[dict[str, Any]] = []
+    chunk_index = updates_done // schedule.updates_per_chunk
+    chunks_run = 0
+    start = time.monotonic()
+    try:
+        while updates_done < schedule.total_updates:
+            if max_chunks is not None and chunks_run >= max_chunks:
+                break
+            length = min(schedule.updates_per_chunk, schedule.total_updates - updates_done)
+            if length not in chunk_fns:
+                chunk_fns[length] = make_chunk_fn(learner, length)
+            chunk_start = time.monotonic()
+            state, chunk_metrics = chunk_fns[length](state)
+            chunk_metrics = jax.device_get(chunk_metrics)
+            chunk_seconds = time.monotonic() - chunk_start
+            updates_done += length
+            chunk_index += 1
+            chunks_run += 1
+            finished = updates_done >= schedule.total_updates
+            record = {"updates": updates_done, "env_steps": updates_done * steps_per_update}
+            record.update(summarize(chunk_metrics))
+            if schedule.eval_every_chunks >= 0 and (
+                finished or (schedule.eval_every_chunks > 0 and chunk_index % schedule.eval_every_chunks == 0)
+            ):
+                keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_keys, updates_done)
+                record.update(summarize(jax.device_get(evaluate(state, keys))))
+            wall_time = wall_offset + time.monotonic() - start
+            record["wall_time"] = wall_time
+            record["sps"] = length * steps_per_update * run.num_seeds / max(chunk_seconds, 1e-9)
+            writer.write(record)
+            records.append(record)
+            progress.update(record["env_steps"], record)
+            if finished or chunk_index % schedule.checkpoint_every_chunks == 0:
+                checkpointer.save(updates_done, state, {"updates": updates_done, "wall_time": wall_time})
+    finally:
+        progress.close()
+        writer.close()
+        checkpointer.close()
+    completed = updates_done >= schedule.total_updates
+    if completed:
+        try:
+            plot_runs([run_dir], run_dir / PLOT_FILE, title=f"{algo} on {env_id}")
+        except ValueError as error:  # no episode finished during the whole run
+            print(f"no learning curve drawn: {error}")
+    return RunResult(state=state, records=records, run_dir=run_dir, completed=completed)

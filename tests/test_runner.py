@@ -1,0 +1,114 @@
+"""Run-loop tests: outputs in the run directory, overwrite protection, checkpoint round trip, exact resume.
+
+Uses a tiny bandit learner so the loop is tested apart from any environment.
+"""
+
+import json
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from jaxrl_suite.runner import (
+    CheckpointError, Checkpointer, RunConfig, RunDirectoryError, init_seeds, read_metrics, train,
+)
+from tests.toy_learner import ToyLearner
+
+RUN = RunConfig(total_steps=8 * 40, num_seeds=2, log_every=8 * 5, eval_every=8 * 10, progress=False,
+                tensorboard=False)
+VOLATILE = {"wall_time", "sps"}
+
+
+def _stable(records):
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
+
+
+def test_run_writes_config_metrics_plot_and_checkpoints(tmp_path):
+    result = train(ToyLearner(), RUN, tmp_path / "run", algo="toy", env_id="none")
+    run_dir = tmp_path / "run"
+    assert result.completed
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["algo"] == "toy" and config["run"]["total_steps"] == 320
+    records = read_metrics(run_dir)
+    assert [r["env_steps"] for r in records] == list(range(40, 321, 40))
+    for record in records:
+        assert {"env_steps", "episode_return", "sps", "wall_time", "loss"} <= record.keys()
+        assert len(record["episode_return_per_seed"]) == 2
+    assert sum("eval_return" in r for r in records) == 4  # every 10 updates = every 2nd chunk
+    assert (run_dir / "learning_curve.png").stat().st_size > 1000
+    assert Checkpointer(run_dir / "checkpoints").latest_step() == 40
+    assert records[-1]["episode_return"] > records[0]["episode_return"]  # it learns
+
+
+def test_existing_run_is_not_overwritten_without_flag(tmp_path):
+    train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none")
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(RunDirectoryError, match="--resume"):
+        train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none")
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none", overwrite=True)
+    assert len(read_metrics(tmp_path)) == 8
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = train(ToyLearner(), RUN, tmp_path / "full", algo="toy", env_id="none")
+    partial = train(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none", max_chunks=3)
+    assert not partial.completed
+    resumed = train(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none", resume=True)
+    assert resumed.completed
+    assert _stable(read_metrics(tmp_path / "cut")) == _stable(read_metrics(tmp_path / "full"))
+    chex.assert_trees_all_equal(resumed.state, full.state)
+
+
+def test_resume_without_checkpoint_fails_clearly_and_changes_nothing(tmp_path):
+    with pytest.raises(RunDirectoryError, match="no config.json"):
+        train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none", resume=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_checkpoint_gives_clear_error_and_keeps_files(tmp_path):
+    train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none")
+    state_files = [p for p in (tmp_path / "checkpoints" / "40" / "state").rglob("*") if p.is_file()]
+    assert state_files
+    for path in state_files:
+        path.write_bytes(b"garbage")
+    metrics_before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(CheckpointError, match="could not be restored"):
+        train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none", resume=True)
+    assert (tmp_path / "metrics.jsonl").read_text() == metrics_before
+
+
+def test_checkpoint_round_trip(tmp_path):
+    learner = ToyLearner()
+    state = init_seeds(learner, seed=5, num_seeds=3)
+    checkpointer = Checkpointer(tmp_path / "ckpt", keep=2)
+    for step in (1, 2, 3):
+        checkpointer.save(step, state, {"updates": step, "wall_time": 0.5})
+    checkpointer.close()
+    assert sorted(int(p.name) for p in (tmp_path / "ckpt").iterdir() if p.name.isdigit()) == [2, 3]
+    restored, metadata = Checkpointer(tmp_path / "ckpt").restore(init_seeds(learner, seed=0, num_seeds=3))
+    chex.assert_trees_all_equal(restored, state)
+    assert metadata == {"updates": 3, "wall_time": 0.5}
+
+
+def test_seeds_in_a_batch_equal_seeds_alone():
+    learner = ToyLearner()
+    batch = init_seeds(learner, seed=3, num_seeds=3)
+    alone = init_seeds(learner, seed=4, num_seeds=1)
+    chex.assert_trees_all_equal(jax.tree.map(lambda x: x[1], batch), jax.tree.map(lambda x: x[0], alone))
+    assert not np.allclose(batch.params[0], batch.params[1])
+
+
+@pytest.mark.parametrize("field,value", [("total_steps", 0), ("num_seeds", 0), ("keep_checkpoints", 0)])
+def test_bad_run_config_names_field(field, value, tmp_path):
+    import dataclasses
+
+    with pytest.raises(ValueError, match=f"run.{field}={value}"):
+        train(ToyLearner(), dataclasses.replace(RUN, **{field: value}), tmp_path, algo="toy", env_id="none")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_budget_smaller_than_one_update_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="at least 8"):
+        train(ToyLearner(), RunConfig(total_steps=4), tmp_path, algo="toy", env_id="none")
