@@ -101,13 +101,13 @@ def prepare_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> 
 
 def summarize(per_seed: dict[str, np.ndarray]) -> dict[str, Any]:
     """Per-seed chunk metrics -> a log record: the mean over seeds for each, plus
-    `<name>_per_seed` lists for returns."""
+    `<name>_per_seed` lists for returns (names ending in "return")."""
     record: dict[str, Any] = {}
     for name, values in per_seed.items():
         values = np.asarray(values, dtype=np.float64)
         finite = values[np.isfinite(values)]
         record[name] = to_json_value(finite.mean()) if finite.size else None
-        if "return" in name:
+        if name.endswith("return"):
             record[f"{name}_per_seed"] = to_json_value(values)
     return record
 

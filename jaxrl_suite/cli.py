@@ -1,0 +1,163 @@
+"""The `jaxrl` command: train, eval, plot, envs (and the sequence-model side under `lm`).
+
+`jaxrl train ppo --env gymnax/CartPole-v1` trains with per-environment defaults; every config
+field is a flag (`jaxrl train ppo --env ... --help` lists them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+COMMANDS = ("train", "eval", "plot", "envs")
+USAGE = """usage: jaxrl COMMAND ...
+
+commands:
+  train ALGO --env ENV_ID [flags]   train a learner (ALGO: {algos}); --help lists every flag
+  eval DIR [--episodes-seed N]      run the saved policy of a run directory deterministically
+  plot DIR [DIR ...] [--output PNG] learning curves (mean and spread over seeds)
+  envs [--family F]                 list environment ids with observation and action specs
+"""
+
+
+def _algorithms() -> str:
+    from jaxrl_suite.algorithms import ALGORITHMS
+
+    return ", ".join(sorted(ALGORITHMS))
+
+
+def train_command(argv: Sequence[str]) -> int:
+    from jaxrl_suite import algorithms
+    from jaxrl_suite.runner import RunConfig, read_config, train
+
+    if not argv or argv[0].startswith("-"):
+        print(f"usage: jaxrl train ALGO --env ENV_ID [flags]   (ALGO: {_algorithms()})", file=sys.stderr)
+        return 2
+    name, rest = argv[0], list(argv[1:])
+    algorithm = algorithms.get_algorithm(name)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default="gymnax/CartPole-v1")
+    pre.add_argument("--resume", default="")
+    known, _ = pre.parse_known_args(rest)
+
+    if known.resume:
+        stored = read_config(known.resume)
+        if stored["algo"] != name:
+            raise SystemExit(f"{known.resume} holds a {stored['algo']} run, not {name}")
+        run = RunConfig(**stored["run"])
+        config = algorithms.config_from_dict(name, stored["learner"])
+        learner = algorithms.make_learner(name, config, stored["env"])
+        result = train(learner, run, known.resume, algo=name, env_id=stored["env"], resume=True)
+        return _report(result)
+
+    from jaxrl_suite.cli_args import parse_train_flags
+    from jaxrl_suite.envs import env_spec
+
+    env_spec(known.env)  # unknown ids fail here, with close matches, before any compilation
+    config = algorithms.default_config(name, known.env)
+    budget = getattr(config, "total_steps", RunConfig.total_steps)
+    flags = parse_train_flags(rest, config, RunConfig(total_steps=budget), known.env, f"jaxrl train {name}")
+    run, config, command = flags["run"].validate(), flags["config"], flags["command"]
+    learner = algorithms.make_learner(name, config, command["env"], mesh=_make_mesh(command["devices"]))
+    out = command["out"] or f"runs/{name}-{command['env'].replace('/', '-')}-s{run.seed}"
+    print(f"training {name} on {command['env']} for {run.total_steps:,} env steps x {run.num_seeds} seed(s) -> {out}")
+    result = train(learner, run, out, algo=name, env_id=command["env"], overwrite=command["overwrite"])
+    return _report(result)
+
+
+def _make_mesh(num_devices: int) -> Any:
+    if num_devices == 1:
+        return None
+    from jaxrl_suite.parallel import make_mesh
+
+    return make_mesh(num_devices)
+
+
+def _report(result: Any) -> int:
+    last = result.records[-1] if result.records else {}
+    print(f"done: {last.get('env_steps', 0):,} env steps; episode_return={last.get('episode_return')} "
+          f"eval_return={last.get('eval_return')}")
+    print(f"outputs in {result.run_dir}: config.json metrics.jsonl tensorboard/ checkpoints/ learning_curve.png")
+    return 0
+
+
+def eval_command(argv: Sequence[str]) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxrl_suite import algorithms
+    from jaxrl_suite.runner import Checkpointer, RunConfig, init_seeds, read_config
+    from jaxrl_suite.runner.loop import CHECKPOINT_DIR
+
+    parser = argparse.ArgumentParser(prog="jaxrl eval", description="evaluate the saved policy of a run")
+    parser.add_argument("run_dir")
+    parser.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+    args = parser.parse_args(argv)
+    stored = read_config(args.run_dir)
+    run = RunConfig(**stored["run"])
+    config = algorithms.config_from_dict(stored["algo"], stored["learner"])
+    learner = algorithms.make_learner(stored["algo"], config, stored["env"])
+    state, metadata = Checkpointer(pathlib.Path(args.run_dir) / CHECKPOINT_DIR).restore(
+        init_seeds(learner, run.seed, run.num_seeds)
+    )
+    keys = jnp.stack([jax.random.PRNGKey(args.seed + i) for i in range(run.num_seeds)])
+    result = jax.device_get(jax.jit(jax.vmap(learner.evaluate))(state, keys))
+    print(f"{stored['algo']} on {stored['env']} after {metadata['updates']} updates:")
+    for name, values in result.items():
+        print(f"  {name}: mean {float(jnp.mean(values)):.2f} per seed {[round(float(v), 2) for v in values]}")
+    return 0
+
+
+def plot_command(argv: Sequence[str]) -> int:
+    from jaxrl_suite.runner import plot_runs
+
+    parser = argparse.ArgumentParser(prog="jaxrl plot", description="draw learning curves of run directories")
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--output", default="learning_curves.png")
+    parser.add_argument("--metric", default="episode_return")
+    args = parser.parse_args(argv)
+    print(plot_runs(args.run_dirs, args.output, metric=args.metric))
+    return 0
+
+
+def envs_command(argv: Sequence[str]) -> int:
+    from jaxrl_suite.envs import env_spec, list_env_ids
+
+    parser = argparse.ArgumentParser(prog="jaxrl envs", description="list environment ids")
+    parser.add_argument("--family", default=None, help="gymnax, brax or dmc")
+    parser.add_argument("--specs", action="store_true", help="also build each env to show its specs (slow)")
+    args = parser.parse_args(argv)
+    for env_id in list_env_ids(args.family):
+        if args.specs:
+            spec = env_spec(env_id)
+            print(f"{env_id:40s} obs {spec['observation']:24s} action {spec['action']:20s} max steps {spec['max_episode_steps']}")
+        else:
+            print(env_id)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE.format(algos=_algorithms()))
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    handlers = {"train": train_command, "eval": eval_command, "plot": plot_command, "envs": envs_command}
+    if command not in handlers:
+        print(f"unknown command {command!r}; valid: {', '.join(handlers)}\n", file=sys.stderr)
+        print(USAGE.format(algos=_algorithms()), file=sys.stderr)
+        return 2
+    from jaxrl_suite.runner import CheckpointError, RunDirectoryError
+
+    try:
+        return handlers[command](rest)
+    except (ValueError, RunDirectoryError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
