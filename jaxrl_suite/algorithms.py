@@ -23,13 +23,20 @@ class Algorithm:
     config_class: str
     default_config: str
     make_learner: str
+    traced_fields: tuple[str, ...] = ()
+    """Float config fields the learner only uses inside traced arithmetic: a sweep may vmap over
+    them in one compiled program (see jaxrl_suite.sweep)."""
 
     def load(self, attribute: str) -> Any:
         return getattr(importlib.import_module(self.module), getattr(self, attribute))
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "ppo": Algorithm("jaxrl_suite.agents.ppo", "PPOConfig", "default_config", "make_ppo"),
+    "ppo": Algorithm(
+        "jaxrl_suite.agents.ppo", "PPOConfig", "default_config", "make_ppo",
+        traced_fields=("learning_rate", "gamma", "gae_lambda", "clip_eps", "entropy_coef", "value_coef",
+                       "reward_scale"),
+    ),
     "sac": Algorithm("jaxrl_suite.agents.sac", "SACConfig", "default_config", "make_sac"),
     "td3": Algorithm("jaxrl_suite.agents.td3", "TD3Config", "default_config", "make_td3"),
 }

@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-COMMANDS = ("train", "eval", "plot", "envs")
 USAGE = """usage: jaxrl COMMAND ...
 
 commands:
   train ALGO --env ENV_ID [flags]   train a learner (ALGO: {algos}); --help lists every flag
-  eval DIR [--episodes-seed N]      run the saved policy of a run directory deterministically
+  sweep ALGO --env ENV_ID --grid FIELD=V1,V2 [--grid ...] [flags]
+                                    a grid x seeds, vmapped where shapes agree; summary.md
+  eval DIR [--seed N]               run the saved policy of a run directory deterministically
   plot DIR [DIR ...] [--output PNG] learning curves (mean and spread over seeds)
   envs [--family F]                 list environment ids with observation and action specs
 """
@@ -66,6 +67,34 @@ def train_command(argv: Sequence[str]) -> int:
     print(f"training {name} on {command['env']} for {run.total_steps:,} env steps x {run.num_seeds} seed(s) -> {out}")
     result = train(learner, run, out, algo=name, env_id=command["env"], overwrite=command["overwrite"])
     return _report(result)
+
+
+def sweep_command(argv: Sequence[str]) -> int:
+    from jaxrl_suite import algorithms
+    from jaxrl_suite.cli_args import parse_train_flags
+    from jaxrl_suite.envs import env_spec
+    from jaxrl_suite.runner import RunConfig
+    from jaxrl_suite.sweep import parse_grid, run_sweep
+
+    if not argv or argv[0].startswith("-"):
+        print("usage: jaxrl sweep ALGO --env ENV_ID --grid FIELD=V1,V2 [--grid ...] [train flags]", file=sys.stderr)
+        return 2
+    name, rest = argv[0], list(argv[1:])
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default="gymnax/CartPole-v1")
+    pre.add_argument("--grid", action="append", default=[])
+    known, remaining = pre.parse_known_args(rest)
+    env_spec(known.env)
+    config = algorithms.default_config(name, known.env)
+    budget = getattr(config, "total_steps", RunConfig.total_steps)
+    flags = parse_train_flags(["--env", known.env, *remaining], config, RunConfig(total_steps=budget),
+                              known.env, f"jaxrl sweep {name}")
+    grid = parse_grid(known.grid, flags["config"])
+    out = flags["command"]["out"] or f"runs/sweep-{name}-{known.env.replace('/', '-')}"
+    run_sweep(name, known.env, flags["config"], grid, flags["run"].validate(), out,
+              overwrite=flags["command"]["overwrite"])
+    print(f"per-setting run directories and summary.md in {out}")
+    return 0
 
 
 def _make_mesh(num_devices: int) -> Any:
@@ -145,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE.format(algos=_algorithms()))
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    handlers = {"train": train_command, "eval": eval_command, "plot": plot_command, "envs": envs_command}
+    handlers = {"train": train_command, "sweep": sweep_command, "eval": eval_command, "plot": plot_command,
+                "envs": envs_command}
     if command not in handlers:
         print(f"unknown command {command!r}; valid: {', '.join(handlers)}\n", file=sys.stderr)
         print(USAGE.format(algos=_algorithms()), file=sys.stderr)

@@ -46,12 +46,15 @@ def make_chunk_fn(learner: Learner, num_updates: int) -> Callable[[Any], tuple[A
     return jax.jit(jax.vmap(one_seed), donate_argnums=0)
 
 
+def seed_keys(seeds: list[int]) -> jax.Array:
+    """Raw uint32 [len(seeds), 2] keys, PRNGKey(seed) each, so that Orbax checkpoints them as plain arrays."""
+    return jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
+
+
 def init_seeds(learner: Learner, seed: int, num_seeds: int) -> Any:
     """TrainStates for seeds seed..seed+num_seeds-1 stacked on a leading [num_seeds] axis.
 
     Seed s alone and seed s inside a batch get the same key, so a vmapped run of K seeds
-    reproduces each single-seed run. Keys are raw uint32[2] (`jax.random.PRNGKey`) so that
-    TrainStates checkpoint with Orbax as plain arrays.
+    reproduces each single-seed run.
     """
-    keys = jnp.stack([jax.random.PRNGKey(seed + i) for i in range(num_seeds)])
-    return jax.jit(jax.vmap(learner.init))(keys)
+    return jax.jit(jax.vmap(learner.init))(seed_keys(list(range(seed, seed + num_seeds))))

@@ -12,14 +12,14 @@ import math
 import pathlib
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxrl_suite.runner.checkpoints import Checkpointer
-from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
+from jaxrl_suite.runner.chunks import make_chunk_fn, seed_keys
 from jaxrl_suite.runner.config import RunConfig
 from jaxrl_suite.runner.learner import Learner
 from jaxrl_suite.runner.metrics_log import MetricsWriter, to_json_value, truncate_metrics
@@ -123,10 +123,15 @@ class RunResult:
 
 
 def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo: str, env_id: str,
-          resume: bool = False, overwrite: bool = False, max_chunks: int | None = None) -> RunResult:
+          resume: bool = False, overwrite: bool = False, max_chunks: int | None = None,
+          member_seeds: Sequence[int] | None = None,
+          init_members: Callable[[jax.Array], Any] | None = None) -> RunResult:
     """Trains `learner` for `run.total_steps` env steps per seed; writes everything into `run_dir`.
 
     max_chunks stops after that many chunks in THIS call (used to test interruption + resume).
+    Sweeps vmap (setting, seed) members: `member_seeds` gives each member's seed (default
+    run.seed .. run.seed + num_seeds - 1) and `init_members(keys [M, 2])` their stacked states
+    (default vmap(learner.init)).
     """
     run.validate()
     run_dir = pathlib.Path(run_dir)
@@ -134,7 +139,9 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints)
 
-    state = init_seeds(learner, run.seed, run.num_seeds)
+    seeds = list(member_seeds) if member_seeds is not None else list(range(run.seed, run.seed + run.num_seeds))
+    keys = seed_keys(seeds)
+    state = init_members(keys) if init_members is not None else jax.jit(jax.vmap(learner.init))(keys)
     updates_done, wall_offset = 0, 0.0
     if resume:
         state, metadata = checkpointer.restore(state)
@@ -144,7 +151,6 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
         write_config(run_dir, algo, env_id, run, learner.config)
 
     evaluate = jax.jit(jax.vmap(learner.evaluate))
-    eval_keys = jnp.stack([jax.random.PRNGKey(run.seed + i) for i in range(run.num_seeds)])
     chunk_fns: dict[int, Any] = {}
     writer = MetricsWriter(run_dir, tensorboard=run.tensorboard)
     steps_per_update = learner.env_steps_per_update
@@ -173,8 +179,8 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
             if schedule.eval_every_chunks >= 0 and (
                 finished or (schedule.eval_every_chunks > 0 and chunk_index % schedule.eval_every_chunks == 0)
             ):
-                keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_keys, updates_done)
-                record.update(summarize(jax.device_get(evaluate(state, keys))))
+                eval_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, updates_done)
+                record.update(summarize(jax.device_get(evaluate(state, eval_keys))))
             wall_time = wall_offset + time.monotonic() - start
             record["wall_time"] = wall_time
             record["sps"] = length * steps_per_update * run.num_seeds / max(chunk_seconds, 1e-9)
