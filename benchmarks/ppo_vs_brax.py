@@ -1,0 +1,175 @@
+"""Our PPO vs brax.training's PPO on the same env, hyperparameters and env-step budget, one process.
+
+Prints end-to-end time, compile time, steady training steps/s and final deterministic return of
+both, the speed ratio, and our steps/s as a fraction of the raw env step rate at the same batch.
+Run: python benchmarks/ppo_vs_brax.py [--env dmc/CartpoleBalance] [--total-steps 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.common import device_description, markdown_table  # noqa: E402
+from jaxrl_suite.agents.ppo import default_config, make_ppo  # noqa: E402
+from jaxrl_suite.envs import make  # noqa: E402
+from jaxrl_suite.runner import make_chunk_fn  # noqa: E402
+
+NUM_EVAL_ENVS = 16
+
+
+def restore_brax_device_helpers() -> None:
+    """brax 0.14 calls jax.device_put_replicated/sharded, which newer JAX keeps only in jax._src.api."""
+    from jax._src import api
+
+    for name in ("device_put_replicated", "device_put_sharded"):
+        if not hasattr(jax, name) and hasattr(api, name):
+            setattr(jax, name, getattr(api, name))
+
+
+def shared_settings(args) -> dict:
+    return dict(num_envs=args.num_envs, rollout_length=args.unroll, num_minibatches=args.minibatches,
+                num_epochs=args.epochs, learning_rate=1e-3, gamma=0.995, reward_scale=10.0, entropy_coef=1e-2,
+                normalize_observations=True, anneal_lr=False, total_steps=args.total_steps,
+                num_eval_envs=NUM_EVAL_ENVS, clip_eps=0.3, gae_lambda=0.95, max_grad_norm=1.0)
+
+
+def run_ours(env_id: str, settings: dict, seed: int, num_chunks: int) -> dict:
+    config = dataclasses.replace(default_config(env_id), **settings)
+    learner = make_ppo(config, make(env_id))
+    total_updates = config.total_steps // config.batch_size
+    per_chunk = max(1, total_updates // num_chunks)
+    start = time.perf_counter()
+    keys = jax.random.PRNGKey(seed)[None]
+    state = jax.jit(jax.vmap(learner.init))(keys)
+    chunk = make_chunk_fn(learner, per_chunk)
+    compiled = chunk.lower(state).compile()
+    compile_s = time.perf_counter() - start
+    run_start = time.perf_counter()
+    for _ in range(total_updates // per_chunk):
+        state, metrics = compiled(state)
+    jax.block_until_ready(state)
+    run_s = time.perf_counter() - run_start
+    eval_return = jax.jit(jax.vmap(learner.evaluate))(state, jax.random.PRNGKey(seed + 1)[None])["eval_return"]
+    return {"end_to_end_s": time.perf_counter() - start, "compile_s": compile_s,
+            "steps": (total_updates // per_chunk) * per_chunk * config.batch_size,
+            "steady_sps": (total_updates // per_chunk) * per_chunk * config.batch_size / run_s,
+            "return": float(eval_return[0]), "batch": config.num_envs}
+
+
+def run_brax(env_id: str, settings: dict, seed: int) -> dict:
+    restore_brax_device_helpers()
+    from brax.training.agents.ppo import networks as ppo_networks
+    from brax.training.agents.ppo import train as ppo
+
+    family, name = env_id.split("/")
+    if family == "dmc":
+        from mujoco_playground import registry, wrapper
+
+        impl = "jax" if jax.default_backend() == "cpu" else "warp"
+        load = functools.partial(registry.load, name, config_overrides={"impl": impl})
+        env, eval_env, wrap = load(), load(), wrapper.wrap_for_brax_training
+        episode_length = 1000
+    else:
+        from brax import envs
+
+        env, eval_env, wrap, episode_length = envs.get_environment(name), envs.get_environment(name), None, 1000
+    times: list[float] = []
+    returns: list[float] = []
+    steps: list[int] = []
+
+    def progress(num_steps, metrics):
+        times.append(time.perf_counter())
+        steps.append(int(num_steps))
+        returns.append(float(metrics.get("eval/episode_reward", np.nan)))
+
+    network_factory = functools.partial(
+        ppo_networks.make_ppo_networks, policy_hidden_layer_sizes=(32,) * 4, value_hidden_layer_sizes=(256,) * 5
+    )
+    start = time.perf_counter()
+    ppo.train(
+        environment=env, eval_env=eval_env, wrap_env_fn=wrap, num_timesteps=settings["total_steps"],
+        num_envs=settings["num_envs"], episode_length=episode_length, unroll_length=settings["rollout_length"],
+        batch_size=settings["num_envs"] // settings["num_minibatches"], num_minibatches=settings["num_minibatches"],
+        num_updates_per_batch=settings["num_epochs"], learning_rate=settings["learning_rate"],
+        entropy_cost=settings["entropy_coef"], discounting=settings["gamma"],
+        reward_scaling=settings["reward_scale"], normalize_observations=True, clipping_epsilon=settings["clip_eps"],
+        gae_lambda=settings["gae_lambda"], max_grad_norm=settings["max_grad_norm"], num_evals=3,
+        num_eval_envs=NUM_EVAL_ENVS, deterministic_eval=True, num_resets_per_eval=0, seed=seed,
+        network_factory=network_factory, progress_fn=progress,
+    )
+    end_to_end = time.perf_counter() - start
+    # progress fires after each eval: [0] initial, [1] after the first (compiling) training
+    # epoch, [2] after the second, already compiled epoch: its interval is steady training + 1 eval.
+    steady_sps = (steps[2] - steps[1]) / (times[2] - times[1])
+    return {"end_to_end_s": end_to_end, "compile_s": float("nan"), "steps": steps[-1],
+            "steady_sps": steady_sps, "return": returns[-1]}
+
+
+def raw_env_rate(env_id: str, batch: int, num_steps: int = 200) -> float:
+    """Env steps/s of our wrapped env alone (random actions) at the training batch size."""
+    env = make(env_id)
+
+    def run(key):
+        state = jax.vmap(env.reset)(jax.random.split(key, batch))
+
+        def body(state, step_key):
+            actions = jax.vmap(env.action_space.sample)(jax.random.split(step_key, batch))
+            return jax.vmap(env.step)(state, actions), None
+
+        state, _ = jax.lax.scan(body, state, jax.random.split(key, num_steps))
+        return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree.leaves(state))
+
+    compiled = jax.jit(run).lower(jax.random.PRNGKey(0)).compile()
+    jax.block_until_ready(compiled(jax.random.PRNGKey(0)))
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(jax.random.PRNGKey(1)))
+    return batch * num_steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", action="append", help="env ids; default dmc/CartpoleBalance")
+    parser.add_argument("--total-steps", type=int, default=1_000_000)
+    parser.add_argument("--num-envs", type=int, default=256)
+    parser.add_argument("--unroll", type=int, default=30)
+    parser.add_argument("--minibatches", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-brax", action="store_true")
+    args = parser.parse_args()
+    settings = shared_settings(args)
+    print(f"device {device_description()}; settings {settings}", flush=True)
+    header = ["env", "side", "end-to-end s", "compile s", "steady steps/s", "final eval return", "steps"]
+    rows, summary = [], []
+    for env_id in args.env or ["dmc/CartpoleBalance"]:
+        ours = run_ours(env_id, settings, args.seed, num_chunks=3)
+        rows.append([env_id, "jaxrl_suite", f"{ours['end_to_end_s']:.1f}", f"{ours['compile_s']:.1f}",
+                     f"{ours['steady_sps']:,.0f}", f"{ours['return']:.1f}", ours["steps"]])
+        print(markdown_table(header, rows[-1:]), flush=True)
+        raw = raw_env_rate(env_id, args.num_envs)
+        line = f"{env_id}: raw env rate at batch {args.num_envs}: {raw:,.0f} steps/s; ours trains at {ours['steady_sps'] / raw:.2f} of it"
+        if not args.skip_brax:
+            brax = run_brax(env_id, settings, args.seed)
+            rows.append([env_id, "brax.training", f"{brax['end_to_end_s']:.1f}", "-",
+                         f"{brax['steady_sps']:,.0f} (incl. 1 eval)", f"{brax['return']:.1f}", brax["steps"]])
+            print(markdown_table(header, rows[-1:]), flush=True)
+            line += (f"; speed ratio ours/brax: steady {ours['steady_sps'] / brax['steady_sps']:.2f}, "
+                     f"end-to-end {brax['end_to_end_s'] / ours['end_to_end_s']:.2f}")
+        summary.append(line)
+    print("\n" + markdown_table(header, rows))
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Our PPO vs rejax's PPO on gymnax tasks: same hyperparameters and budget, one process.
+
+Prints compile time, training steps/s and final deterministic return of both and the speed ratio.
+Run: python benchmarks/ppo_vs_rejax.py [--env CartPole-v1] [--total-steps 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gymnax  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from benchmarks.common import device_description, markdown_table, time_jitted  # noqa: E402
+from jaxrl_suite.agents.ppo import default_config, make_ppo  # noqa: E402
+from jaxrl_suite.envs import make  # noqa: E402
+from jaxrl_suite.runner import scan_updates  # noqa: E402
+
+
+class FiveTupleStep:
+    """gymnax >= 1.0 returns (obs, state, reward, terminated, truncated, info); rejax 0.1.3
+    expects (obs, state, reward, done, info). This forwards everything else unchanged."""
+
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        if name == "_env":  # during copy/deepcopy, before __init__ ran
+            raise AttributeError(name)
+        return getattr(self._env, name)
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        return obs, state, reward, jnp.logical_or(terminated, truncated), info
+
+
+def shared_settings(args) -> dict:
+    return dict(num_envs=args.num_envs, rollout_length=args.num_steps, num_epochs=args.epochs,
+                num_minibatches=args.minibatches, learning_rate=args.lr, gamma=0.99, gae_lambda=0.95,
+                clip_eps=0.2, entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5, total_steps=args.total_steps)
+
+
+def run_ours(env_name: str, settings: dict, seed: int, repeats: int):
+    config = dataclasses.replace(default_config(f"gymnax/{env_name}"), anneal_lr=False, num_eval_envs=128,
+                                 **settings)
+    learner = make_ppo(config, make(f"gymnax/{env_name}"))
+    num_updates = config.total_steps // config.batch_size
+
+    def whole_run(key):
+        state, _ = scan_updates(learner, learner.init(key), num_updates)
+        return learner.evaluate(state, jax.random.fold_in(key, 1))["eval_return"]
+
+    timing = time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
+    return timing, num_updates * config.batch_size
+
+
+def run_rejax(env_name: str, settings: dict, seed: int, repeats: int):
+    from rejax import PPO
+
+    env, env_params = gymnax.make(env_name)
+    algo = PPO.create(
+        env=FiveTupleStep(env), env_params=env_params, num_envs=settings["num_envs"],
+        num_steps=settings["rollout_length"], num_epochs=settings["num_epochs"],
+        num_minibatches=settings["num_minibatches"], learning_rate=settings["learning_rate"],
+        gamma=settings["gamma"], gae_lambda=settings["gae_lambda"], clip_eps=settings["clip_eps"],
+        ent_coef=settings["entropy_coef"], vf_coef=settings["value_coef"], max_grad_norm=settings["max_grad_norm"],
+        total_timesteps=settings["total_steps"], eval_freq=settings["total_steps"], skip_initial_evaluation=True,
+        agent_kwargs={"activation": "tanh"},
+    )
+
+    def whole_run(key):
+        _, (_, returns) = algo.train(key)
+        return returns.mean()
+
+    return time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", action="append", help="gymnax env name(s); default CartPole-v1 and Breakout-MinAtar")
+    parser.add_argument("--total-steps", type=int, default=500_000)
+    parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--num-steps", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--minibatches", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=2.5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs after compiling (fastest kept)")
+    args = parser.parse_args()
+    envs = args.env or ["CartPole-v1", "Breakout-MinAtar"]
+    settings = shared_settings(args)
+    print(f"device {device_description()}; settings {settings}")
+    rows = []
+    for env_name in envs:
+        ours, steps = run_ours(env_name, settings, args.seed, args.repeats)
+        theirs = run_rejax(env_name, settings, args.seed, args.repeats)
+        ours_sps, theirs_sps = steps / ours.run_s, steps / theirs.run_s
+        rows.append([env_name, f"{ours.compile_s:.1f}", f"{theirs.compile_s:.1f}", f"{ours_sps:,.0f}",
+                     f"{theirs_sps:,.0f}", f"{ours_sps / theirs_sps:.2f}", f"{float(ours.output):.1f}",
+                     f"{float(theirs.output):.1f}"])
+        print(markdown_table(HEADER, rows[-1:]), flush=True)
+    print("\n" + markdown_table(HEADER, rows))
+
+
+HEADER = ["env", "ours compile s", "rejax compile s", "ours steps/s", "rejax steps/s", "speed ratio",
+          "ours final return", "rejax final return"]
+
+if __name__ == "__main__":
+    main()
