@@ -76,7 +76,9 @@ def run_brax(env_id: str, settings: dict, seed: int) -> dict:
     if family == "dmc":
         from mujoco_playground import registry, wrapper
 
-        impl = "jax" if jax.default_backend() == "cpu" else "warp"
+        from jaxrl_suite.envs.playground_env import default_impl
+
+        impl = default_impl()  # the same MJX implementation our adapter uses
         load = functools.partial(registry.load, name, config_overrides={"impl": impl})
         env, eval_env, wrap = load(), load(), wrapper.wrap_for_brax_training
         episode_length = 1000

@@ -39,6 +39,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     ),
     "sac": Algorithm("jaxrl_suite.agents.sac", "SACConfig", "default_config", "make_sac"),
     "td3": Algorithm("jaxrl_suite.agents.td3", "TD3Config", "default_config", "make_td3"),
+    "dqn": Algorithm("jaxrl_suite.agents.dqn", "DQNConfig", "default_config", "make_dqn"),
 }
 
 
@@ -79,4 +80,6 @@ def make_learner(name: str, config: Any, env_id: str, mesh: Any = None) -> Any:
     validate: Callable[[], Any] | None = getattr(config, "validate", None)
     if validate is not None:
         validate()
-    return get_algorithm(name).load("make_learner")(config, make(env_id), mesh=mesh)
+    # A conv torso reads [H, W, C] images; gymnax envs are flattened unless asked not to be.
+    image_options = {"flatten_obs": False} if getattr(config, "conv_channels", ()) and env_id.startswith("gymnax/") else {}
+    return get_algorithm(name).load("make_learner")(config, make(env_id, **image_options), mesh=mesh)

@@ -22,10 +22,11 @@ FAMILY = "gymnax"
 
 @struct.dataclass
 class GymnaxBackend:
-    """gymnax's own env state plus the key its (possibly stochastic) transitions consume."""
+    """gymnax's own env state plus the key its transitions consume (None for envs whose
+    `step_env` never reads its key, which saves a key split per step)."""
 
     env_state: Any
-    rng: jax.Array
+    rng: jax.Array | None
 
 
 def env_names() -> list[str]:
@@ -70,9 +71,7 @@ class GymnaxEnv(Env):
             self._action_shape = tuple(int(d) for d in action_space.shape)
             self.action_space = _to_box(action_space, flatten=True)
         else:
-            raise ValueError(
-                f"{self.env_id}: action space {action_space!r} is neither Discrete nor Box"
-            )
+            raise ValueError(f"{self.env_id}: action space {action_space!r} is neither Discrete nor Box")
 
         observation_space = self._env.observation_space(self._params)
         if not isinstance(observation_space, gymnax_spaces.Box | gymnax_spaces.Discrete):
@@ -82,12 +81,27 @@ class GymnaxEnv(Env):
         else:
             self.observation_space = _to_box(observation_space, flatten_obs)
         self._obs_shape = self.observation_space.shape
+        self.stochastic_step = self._step_reads_key()
+
+    def _step_reads_key(self) -> bool:
+        """Whether `step_env` uses its key, read off the traced program."""
+        key = jax.random.PRNGKey(0)
+        _, env_state = jax.eval_shape(self._env.reset_env, key, self._params)
+        action = jnp.zeros(
+            self._action_shape, jnp.int32 if isinstance(self.action_space, Discrete) else jnp.float32
+        )
+        closed = jax.make_jaxpr(
+            lambda step_key, env_state: self._env.step_env(step_key, env_state, action, self._params)
+        )(key, env_state)
+        key_var = closed.jaxpr.invars[0]
+        used = any(key_var in eqn.invars for eqn in closed.jaxpr.eqns)
+        return used or any(key_var is out for out in closed.jaxpr.outvars)
 
     def _observation(self, raw_obs: jax.Array) -> jax.Array:
         return jnp.asarray(raw_obs, jnp.float32).reshape(self._obs_shape)
 
     def reset(self, key: jax.Array) -> State:
-        rng, reset_key = jax.random.split(key)
+        rng, reset_key = jax.random.split(key) if self.stochastic_step else (None, key)
         raw_obs, env_state = self._env.reset_env(reset_key, self._params)
         return State(
             obs=self._observation(raw_obs),
@@ -100,7 +114,10 @@ class GymnaxEnv(Env):
 
     def step(self, state: State, action: jax.Array, stop: jax.Array | None = None) -> State:
         chex.assert_shape(action, self.action_space.shape)
-        rng, step_key = jax.random.split(state.backend.rng)
+        if self.stochastic_step:
+            rng, step_key = jax.random.split(state.backend.rng)
+        else:
+            rng, step_key = None, jax.random.PRNGKey(0)  # a constant the env never reads
         if isinstance(self.action_space, Discrete):
             action = jnp.asarray(action, jnp.int32)
         else:

@@ -108,7 +108,8 @@ def _describe_space(space: Discrete | Box) -> dict[str, Any]:
 
 def env_spec(env_id: str, **options: Any) -> dict[str, Any]:
     """Shapes and limits of `make(env_id, **options)` without running the env:
-    {"env_id", "obs_shape", "obs_dtype", "action_space": {...}, "max_episode_steps"}."""
+    {"env_id", "obs_shape", "obs_dtype", "action_space": {...}, "max_episode_steps",
+    "observation" and "action" (one-line descriptions such as "Box(4,)" and "Discrete(2)")}."""
     env = make(env_id, **options)
     obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jax.numpy.uint32)).obs
     return {
@@ -117,4 +118,6 @@ def env_spec(env_id: str, **options: Any) -> dict[str, Any]:
         "obs_dtype": str(obs.dtype),
         "action_space": _describe_space(env.action_space),
         "max_episode_steps": env.max_episode_steps,
+        "observation": f"Box{tuple(obs.shape)} {obs.dtype}",
+        "action": env.action_space.describe(),
     }

@@ -15,9 +15,12 @@ limits and the `stop` mask, auto-reset with the final observation, and episode s
   nothing ended) and replaces obs, backend and every inner info entry with a reset. The
   step's reward, terminated and truncated are kept, so the learner sees the transition
   that ended the episode and bootstraps truncations from info["final_obs"].
-  reset_mode="fresh" (default) resets with a new key from the per-env info["rng"];
-  reset_mode="cached" restarts from the episode's first state (brax's convention), which
-  skips the reset computation for expensive physics at the cost of fixed start states.
+  reset_mode="fresh" (default) resets with a new key from the per-env info["rng"]. The
+  reset is a real branch even under (nested) vmap: a batch gathers its done envs and
+  resets only those, in chunks of an eighth of the batch, so a step where no env is done
+  costs no reset (`_conditional_reset`); expensive physics resets then cost little.
+  reset_mode="cached" restarts from the episode's first state (brax's convention): no
+  reset computation at all, at the cost of a fixed start state per env.
 - EpisodeStats sits OUTSIDE AutoReset, so its running sums are never touched by the reset:
   it reads the step's reward and done flags (kept by AutoReset) and at every step writes
   info["completed"] ([] bool, an episode ended here), info["completed_return"] and
@@ -40,6 +43,7 @@ from jaxrl_suite.envs.core import Env, State, Wrapper
 from jaxrl_suite.envs.spaces import Box
 
 RESET_MODES = ("fresh", "cached")
+RESET_CHUNK_FRACTION = 0.125  # share of a batch that one fresh-reset iteration handles
 ResetMode = Literal["fresh", "cached"]
 
 # info entries owned by each wrapper (documented above; tests and learners read them).
@@ -55,8 +59,64 @@ COMPLETED_LENGTH = "completed_length"
 
 
 def _select(condition: jax.Array, on_true, on_false):
-    """Per-env `where` over matching pytrees; `condition` is a [] bool."""
-    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
+    """`where` over matching pytrees whose leaves lead with `condition`'s shape."""
+
+    def select_leaf(a, b):
+        return jnp.where(condition.reshape(condition.shape + (1,) * (a.ndim - condition.ndim)), a, b)
+
+    return jax.tree.map(select_leaf, on_true, on_false)
+
+
+def _reset_where_done(reset_fn, done, keys, current):
+    """`where(done, reset_fn(keys), current)` for envs batched over `done.shape`, computing
+    resets only for the envs that need one: a loop gathers up to RESET_CHUNK_FRACTION of the
+    batch of done envs per iteration, resets them and scatters them back, so a step with no
+    done env runs no reset and the compiled program holds a single reset."""
+    batch_shape = done.shape
+    if not batch_shape:
+        return jax.lax.cond(done, lambda: reset_fn(keys), lambda: current)
+    size = done.size
+    chunk = max(1, int(size * RESET_CHUNK_FRACTION))
+
+    def flat(leaf):
+        return leaf.reshape((size,) + leaf.shape[len(batch_shape) :])
+
+    keys, current = jax.tree.map(flat, keys), jax.tree.map(flat, current)
+
+    def reset_chunk(carry):
+        pending, state = carry
+        (index,) = jnp.nonzero(pending, size=chunk, fill_value=size)
+        fresh = jax.vmap(reset_fn)(jax.tree.map(lambda key: key[jnp.minimum(index, size - 1)], keys))
+        # fill indices are out of bounds: the scatters drop them
+        state = jax.tree.map(lambda old, new: old.at[index].set(new, mode="drop"), state, fresh)
+        return pending.at[index].set(False, mode="drop"), state
+
+    _, result = jax.lax.while_loop(
+        lambda carry: jnp.any(carry[0]), reset_chunk, (done.reshape(size), current)
+    )
+    return jax.tree.map(lambda leaf: leaf.reshape(batch_shape + leaf.shape[1:]), result)
+
+
+def _conditional_reset(reset_fn):
+    """Per-env `done ? reset_fn(key) : current` that stays a real branch under vmap (nested
+    vmaps included): each vmap level adds a batch dimension and re-enters the same rule,
+    so the whole batch shares one `_reset_where_done`. Not reverse-differentiable."""
+
+    @jax.custom_batching.custom_vmap
+    def reset_where(done, key, current):
+        return _reset_where_done(reset_fn, done, key, current)
+
+    @reset_where.def_vmap
+    def batched_rule(axis_size, in_batched, done, key, current):
+        def broadcast(leaf, batched):
+            leaf = jnp.asarray(leaf)
+            return leaf if batched else jnp.broadcast_to(leaf, (axis_size,) + leaf.shape)
+
+        args = jax.tree.map(broadcast, (done, key, current), tuple(in_batched))
+        result = reset_where(*args)
+        return result, jax.tree.map(lambda _: True, result)
+
+    return reset_where
 
 
 class ActionRescale(Wrapper):
@@ -95,9 +155,7 @@ class TimeLimit(Wrapper):
         if max_episode_steps is not None and (
             not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1
         ):
-            raise ValueError(
-                f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}"
-            )
+            raise ValueError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
         self._max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
 
     @property
@@ -131,6 +189,8 @@ class AutoReset(Wrapper):
         if reset_mode not in RESET_MODES:
             raise ValueError(f"reset_mode must be one of {RESET_MODES}, got {reset_mode!r}")
         self.reset_mode = reset_mode
+        self._inner_names: tuple[str, ...] | None = None
+        self._reset_where = _conditional_reset(self._fresh_start)
 
     def reset(self, key: jax.Array) -> State:
         rng, reset_key = jax.random.split(key)
@@ -145,20 +205,30 @@ class AutoReset(Wrapper):
     def step(self, state: State, action: jax.Array, stop: jax.Array | None = None) -> State:
         stepped = self.env.step(state, action, stop)
         info = dict(stepped.info)
+        done = stepped.done
+        info[FINAL_OBS] = stepped.obs
         if self.reset_mode == "fresh":
             info[RNG], reset_key = jax.random.split(stepped.info[RNG])
-            first = self.env.reset(reset_key)
-            first_obs, first_backend, first_info = first.obs, first.backend, first.info
+            inner_names = self._inner_info_names()
+            current = (stepped.obs, stepped.backend, {name: stepped.info[name] for name in inner_names})
+            obs, backend, inner_info = self._reset_where(done, reset_key, current)
         else:
             first_obs, first_backend, first_info = stepped.info[RESET_CACHE]
-        done = stepped.done
-        inner_info = {name: stepped.info[name] for name in first_info}
-        obs, backend, inner_info = _select(
-            done, (first_obs, first_backend, first_info), (stepped.obs, stepped.backend, inner_info)
-        )
+            current = (stepped.obs, stepped.backend, {name: stepped.info[name] for name in first_info})
+            obs, backend, inner_info = _select(done, (first_obs, first_backend, first_info), current)
         info.update(inner_info)
-        info[FINAL_OBS] = stepped.obs
         return stepped.replace(obs=obs, backend=backend, info=info)
+
+    def _inner_info_names(self) -> tuple[str, ...]:
+        """info entries the inner env's reset creates (and a reset must overwrite)."""
+        if self._inner_names is None:
+            abstract = jax.eval_shape(self.env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32))
+            self._inner_names = tuple(abstract.info)
+        return self._inner_names
+
+    def _fresh_start(self, key: jax.Array):
+        first = self.env.reset(key)
+        return first.obs, first.backend, first.info
 
 
 class EpisodeStats(Wrapper):

@@ -46,10 +46,14 @@ def truncate_metrics(run_dir: pathlib.Path, max_updates: int) -> None:
 
 
 class MetricsWriter:
-    """Appends log records to metrics.jsonl and mirrors scalar means to TensorBoard."""
+    """Appends log records to metrics.jsonl and mirrors scalar means to TensorBoard.
 
-    def __init__(self, run_dir: pathlib.Path, tensorboard: bool = True):
+    step_key names the record field used as the TensorBoard step ("env_steps" for RL, "tokens" for LMs).
+    """
+
+    def __init__(self, run_dir: pathlib.Path, tensorboard: bool = True, step_key: str = "env_steps"):
         self.path = run_dir / METRICS_FILE
+        self.step_key = step_key
         self._handle = self.path.open("a")
         self._tensorboard = None
         if tensorboard:
@@ -61,9 +65,9 @@ class MetricsWriter:
         self._handle.write(json.dumps(record) + "\n")
         self._handle.flush()
         if self._tensorboard is not None:
-            step = record["env_steps"]
+            step = record[self.step_key]
             for name, value in record.items():
-                if isinstance(value, (int, float)) and name != "env_steps":
+                if isinstance(value, (int, float)) and name != self.step_key:
                     self._tensorboard.add_scalar(name, value, step)
             self._tensorboard.flush()
 

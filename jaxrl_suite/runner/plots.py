@@ -18,10 +18,11 @@ import numpy as np  # noqa: E402
 from jaxrl_suite.runner.metrics_log import read_metrics  # noqa: E402
 
 
-def seed_curves(run_dir: str | pathlib.Path, metric: str = "episode_return") -> tuple[np.ndarray, np.ndarray]:
-    """(env_steps [P], values [P, num_seeds]) of one run; NaN where a seed had no value."""
+def seed_curves(run_dir: str | pathlib.Path, metric: str = "episode_return",
+                x_key: str = "env_steps") -> tuple[np.ndarray, np.ndarray]:
+    """(x_key values [P], metric values [P, num_seeds]) of one run; NaN where a seed had no value."""
     records = [r for r in read_metrics(run_dir) if r.get(metric) is not None or r.get(f"{metric}_per_seed")]
-    steps = np.array([r["env_steps"] for r in records], dtype=np.float64)
+    steps = np.array([r[x_key] for r in records], dtype=np.float64)
     rows = []
     for record in records:
         per_seed = record.get(f"{metric}_per_seed", [record.get(metric)])
@@ -31,14 +32,15 @@ def seed_curves(run_dir: str | pathlib.Path, metric: str = "episode_return") -> 
 
 
 def plot_runs(run_dirs: Sequence[str | pathlib.Path], output: str | pathlib.Path,
-              metric: str = "episode_return", title: str | None = None) -> pathlib.Path:
-    """Draws `metric` vs env steps for each run (mean line, min-max band over seeds) into `output`."""
+              metric: str = "episode_return", title: str | None = None,
+              x_key: str = "env_steps") -> pathlib.Path:
+    """Draws `metric` vs `x_key` for each run (mean line, min-max band over seeds) into `output`."""
     if not run_dirs:
         raise ValueError("plot_runs needs at least one run directory")
     figure, axis = plt.subplots(figsize=(7, 4.2))
     drawn = 0
     for run_dir in run_dirs:
-        steps, values = seed_curves(run_dir, metric)
+        steps, values = seed_curves(run_dir, metric, x_key)
         if steps.size == 0:
             continue
         with warnings.catch_warnings():  # log points where no episode had ended yet are all-NaN
@@ -53,7 +55,7 @@ def plot_runs(run_dirs: Sequence[str | pathlib.Path], output: str | pathlib.Path
     if drawn == 0:
         plt.close(figure)
         raise ValueError(f"no '{metric}' values in metrics.jsonl of {', '.join(map(str, run_dirs))}")
-    axis.set_xlabel("env steps")
+    axis.set_xlabel(x_key.replace("_", " "))
     axis.set_ylabel(metric.replace("_", " "))
     axis.set_title(title or metric.replace("_", " "))
     axis.grid(alpha=0.3)

@@ -1,0 +1,128 @@
+"""Our SAC vs brax.training's SAC on the same Playground DMC task, hyperparameters and budget.
+
+Prints compile/run/end-to-end wall seconds, process CPU seconds, steps/s and the final deterministic return of both, and the ratio.
+Run: python benchmarks/sac_vs_brax.py [--env CartpoleBalance] [--total-steps 32768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+
+from benchmarks.common import device_description, markdown_table, time_jitted  # noqa: E402
+from jaxrl_suite.agents.sac import default_config, make_sac  # noqa: E402
+from jaxrl_suite.envs import make  # noqa: E402
+from jaxrl_suite.runner import scan_updates  # noqa: E402
+
+
+def shared_settings(args) -> dict:
+    """The hyperparameters both trainers get (Playground's DMC SAC recipe, shrunk by the flags)."""
+    return dict(num_envs=args.num_envs, batch_size=args.batch_size, utd_ratio=args.utd, learning_rate=args.lr,
+                gamma=0.99, tau=0.005, learning_starts=args.min_replay, buffer_size=args.total_steps,
+                normalize_observations=True, critic_layer_norm=True, hidden_sizes=(256, 256),
+                target_entropy_scale=0.5, reward_scale=1.0, num_eval_envs=args.eval_envs)
+
+
+def run_ours(env_name: str, settings: dict, total_steps: int, seed: int):
+    """Init, every update and a final evaluation as ONE compiled program (compile timed apart)."""
+    learning_rate = settings.pop("learning_rate")
+    config = dataclasses.replace(
+        default_config(f"dmc/{env_name}"), actor_learning_rate=learning_rate, critic_learning_rate=learning_rate,
+        temperature_learning_rate=learning_rate, **settings,
+    )
+    learner = make_sac(config, make(f"dmc/{env_name}"))
+    num_updates = total_steps // config.num_envs
+
+    def whole_run(key):
+        state, metrics = scan_updates(learner, learner.init(key), num_updates)
+        return learner.evaluate(state, jax.random.fold_in(key, 1))["eval_return"], metrics["critic_loss"][-1]
+
+    cpu_start = time.process_time()
+    timing = time_jitted(whole_run, jax.random.PRNGKey(seed))
+    return timing, num_updates * config.num_envs, time.process_time() - cpu_start
+
+
+def run_brax(env_name: str, settings: dict, total_steps: int, seed: int):
+    """brax.training.agents.sac.train, timed as a whole; two epochs so the second one's own
+    steps/s (reported by brax) is free of compilation."""
+    from jax._src import api as jax_api
+
+    # brax 0.14.2 still calls these; JAX 0.10 keeps them only in jax._src.api.
+    for name in ("device_put_replicated", "device_put_sharded"):
+        if not hasattr(jax, name):
+            setattr(jax, name, getattr(jax_api, name))
+    from brax.training.agents.sac import networks as sac_networks
+    from brax.training.agents.sac import train as sac_train
+    from mujoco_playground import registry, wrapper
+
+    def load():
+        return registry.load(env_name, config_overrides={"impl": "jax"})
+
+    epoch_metrics = []
+    start, cpu_start = time.perf_counter(), time.process_time()
+    _, _, metrics = sac_train.train(
+        environment=load(), eval_env=load(), wrap_env_fn=wrapper.wrap_for_brax_training,
+        num_timesteps=total_steps, episode_length=1000, action_repeat=1, num_envs=settings["num_envs"],
+        num_eval_envs=settings["num_eval_envs"], learning_rate=settings["learning_rate"],
+        discounting=settings["gamma"], tau=settings["tau"], seed=seed, batch_size=settings["batch_size"],
+        num_evals=3, normalize_observations=True, reward_scaling=settings["reward_scale"],
+        min_replay_size=settings["learning_starts"], max_replay_size=settings["buffer_size"],
+        grad_updates_per_step=settings["utd_ratio"], deterministic_eval=True,
+        network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=(256, 256),
+                                          q_network_layer_norm=True),
+        progress_fn=lambda step, m: epoch_metrics.append(m),
+    )
+    total_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+    steady_sps = float(epoch_metrics[-1].get("training/sps", float("nan")))
+    return total_s, steady_sps, float(metrics["eval/episode_reward"]), cpu_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="CartpoleBalance", help="Playground DMC task name")
+    parser.add_argument("--total-steps", type=int, default=32_768)
+    parser.add_argument("--num-envs", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--utd", type=int, default=8, help="gradient steps per step of all envs")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--min-replay", type=int, default=8192)
+    parser.add_argument("--eval-envs", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-brax", action="store_true")
+    args = parser.parse_args()
+    settings = shared_settings(args)
+    print(f"device {device_description()}; env dmc/{args.env}; {args.total_steps:,} env steps; settings {settings}",
+          flush=True)
+
+    ours, steps, ours_cpu = run_ours(args.env, dict(settings), args.total_steps, args.seed)
+    ours_total = ours.compile_s + ours.run_s
+    ours_return = float(ours.output[0])
+    print(f"ours: compile {ours.compile_s:.1f} s, run {ours.run_s:.1f} s ({steps / ours.run_s:,.0f} steps/s), "
+          f"end to end {ours_total:.1f} s ({ours_cpu:.1f} CPU s), final eval return {ours_return:.1f}", flush=True)
+    if args.skip_brax:
+        return
+    brax_total, brax_steady_sps, brax_return, brax_cpu = run_brax(args.env, dict(settings), args.total_steps,
+                                                                  args.seed)
+    print(f"brax: end to end {brax_total:.1f} s ({brax_cpu:.1f} CPU s), last epoch {brax_steady_sps:,.0f} steps/s, "
+          f"final eval return {brax_return:.1f}", flush=True)
+    header = ["trainer", "end-to-end s", "CPU s", "end-to-end steps/s", "steady steps/s", "final eval return"]
+    rows = [
+        ["ours", f"{ours_total:.1f}", f"{ours_cpu:.1f}", f"{steps / ours_total:,.0f}",
+         f"{steps / ours.run_s:,.0f} (whole run, no compile)", f"{ours_return:.1f}"],
+        ["brax.training", f"{brax_total:.1f}", f"{brax_cpu:.1f}", f"{args.total_steps / brax_total:,.0f}",
+         f"{brax_steady_sps:,.0f} (2nd epoch, brax's own)", f"{brax_return:.1f}"],
+    ]
+    print("\n" + markdown_table(header, rows))
+    print(f"\nend-to-end speed ratio ours/brax: {brax_total / ours_total:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,439 @@
+"""The collect/update cycle shared by the replay-based actor-critics (SAC, TD3), and their common
+pieces: config fields, bootstrapped targets, critic regression, Polyak averaging, LEAST hook-up.
+
+Data flow of `update` (one call = one env step of num_envs envs, for one seed):
+    act            uniform random actions during warm-up, then the agent's exploration policy
+                   (+ LEAST's extra noise when early_stop="least")
+    env step       vmapped; LEAST's pending `stop` mask ends episodes as truncations
+    replay         (obs, action, reward, next_obs = info["final_obs"], terminated, truncated)
+    LEAST          Q(s, a) and the gradient statistic into the per-step ring buffers; decide
+                   which episodes stop on their next step
+    learn x UTD    sample a batch, agent.gradient_step (skipped before learning_starts)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Literal, Protocol
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import Mesh
+
+from jaxrl_suite.agents.episodes import completed_episode_sums, evaluate_policy
+from jaxrl_suite.agents.normalizer import (
+    RunningMeanStd,
+    init_running_mean_std,
+    normalize,
+    update_running_mean_std,
+)
+from jaxrl_suite.early_stop import (
+    LeastConfig,
+    LeastState,
+    exploration_noise,
+    init_least,
+    least_state_bytes,
+    least_step,
+)
+from jaxrl_suite.envs.core import Env, State
+from jaxrl_suite.envs.spaces import Box
+from jaxrl_suite.networks import ACTIVATIONS
+from jaxrl_suite.parallel import check_divisible, replicate, shard_along
+from jaxrl_suite.replay import (
+    ReplayBuffer,
+    Transition,
+    add_batch,
+    check_replay_fits,
+    init_replay,
+    sample_batch,
+)
+from jaxrl_suite.runner.config import require
+
+EARLY_STOP_MODES = ("none", "least")
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyConfig:
+    """Fields every replay-based actor-critic shares; SACConfig and TD3Config add their own."""
+
+    owner: ClassVar[str] = "off_policy"
+
+    num_envs: int = 1
+    """Parallel environments per seed; one update steps each of them once."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions per seed (checked against free memory before compiling)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    utd_ratio: int = 1
+    """Update-to-data ratio: gradient steps per update, i.e. per step of all num_envs envs."""
+    learning_starts: int = 5_000
+    """Env steps of uniform random actions before the policy acts and gradient steps begin."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak averaging rate of the target networks."""
+    actor_learning_rate: float = 3e-4
+    """Adam step size of the actor."""
+    critic_learning_rate: float = 3e-4
+    """Adam step size of the critics."""
+    max_grad_norm: float | None = None
+    """Clip each network's gradients to this global norm (None: no clipping)."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Widths of the actor's and each critic's MLP."""
+    activation: str = "relu"
+    """Hidden activation: tanh, relu, elu, gelu or silu."""
+    critic_layer_norm: bool = False
+    """LayerNorm after each hidden layer of the critics."""
+    num_critics: int = 2
+    """Critics in the ensemble; targets and the actor use their minimum."""
+    normalize_observations: bool = False
+    """Normalize observations by running mean and std (statistics live in the TrainState)."""
+    reward_scale: float = 1.0
+    """Multiply rewards by this before learning (episode returns stay unscaled)."""
+    num_eval_envs: int = 10
+    """Environments (one episode each) in every evaluation of the deterministic policy."""
+    eval_max_steps: int = 1000
+    """Evaluation episode length cap, used when the env has no time limit of its own."""
+    buffer_memory_fraction: float = 0.5
+    """Largest share of the free host/device memory the replay buffer may take."""
+    early_stop: Literal["none", "least"] = "none"
+    """Early episode termination: "none", or "least" (LEAST, arXiv 2506.13672)."""
+    least: LeastConfig = dataclasses.field(default_factory=LeastConfig)
+    """LEAST's constants (used when early_stop="least")."""
+
+    def __post_init__(self):
+        if isinstance(self.least, dict):  # rebuilt from config.json
+            object.__setattr__(self, "least", LeastConfig(**self.least))
+
+    def validate(self) -> OffPolicyConfig:
+        """Raises ValueError naming the first invalid field, its value and what is valid."""
+        owner = self.owner
+        for field in ("num_envs", "buffer_size", "batch_size", "utd_ratio", "num_critics", "num_eval_envs",
+                      "eval_max_steps"):
+            value = getattr(self, field)
+            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, owner, field, value,
+                    "an integer >= 1")
+        require(self.buffer_size >= self.num_envs, owner, "buffer_size", self.buffer_size,
+                f"at least num_envs={self.num_envs} (one env step must fit)")
+        require(self.learning_starts >= 0, owner, "learning_starts", self.learning_starts, "an env step count >= 0")
+        require(0.0 < self.gamma <= 1.0, owner, "gamma", self.gamma, "a discount in (0, 1]")
+        require(0.0 < self.tau <= 1.0, owner, "tau", self.tau, "a Polyak rate in (0, 1]")
+        for field in ("actor_learning_rate", "critic_learning_rate", "reward_scale"):
+            require(getattr(self, field) > 0, owner, field, getattr(self, field), "a number > 0")
+        require(self.max_grad_norm is None or self.max_grad_norm > 0, owner, "max_grad_norm", self.max_grad_norm,
+                "a norm > 0, or None for no clipping")
+        require(len(self.hidden_sizes) >= 1 and all(isinstance(w, int) and w >= 1 for w in self.hidden_sizes),
+                owner, "hidden_sizes", self.hidden_sizes, "a non-empty tuple of positive integers")
+        require(self.activation in ACTIVATIONS, owner, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+        require(0.0 < self.buffer_memory_fraction <= 1.0, owner, "buffer_memory_fraction",
+                self.buffer_memory_fraction, "a fraction in (0, 1]")
+        require(self.early_stop in EARLY_STOP_MODES, owner, "early_stop", self.early_stop,
+                f"one of {EARLY_STOP_MODES}")
+        self.least.validate(f"{owner}.least")
+        return self
+
+
+class OffPolicyAgent(Protocol):
+    """The algorithm-specific half of an off-policy learner (see SACAgent, TD3Agent).
+
+    Observations reach it normalized; actions are in [-1, 1]^action_dim; batches are
+    Transitions [batch_size, ...] with rewards already scaled.
+    """
+
+    def init(self, key: jax.Array) -> Any: ...
+
+    def explore(self, params: Any, obs: jax.Array, key: jax.Array) -> jax.Array: ...
+
+    def greedy(self, params: Any, obs: jax.Array) -> jax.Array: ...
+
+    def q_value(self, params: Any, obs: jax.Array, action: jax.Array) -> jax.Array: ...
+
+    def td_error(self, params: Any, batch: Transition, key: jax.Array) -> jax.Array: ...
+
+    def gradient_step(self, params: Any, batch: Transition, key: jax.Array,
+                      step: jax.Array) -> tuple[Any, dict[str, jax.Array]]: ...
+
+
+# ---------------------------------------------------------------------------- shared pieces
+
+
+def bootstrap_target(reward: jax.Array, terminated: jax.Array, next_value: jax.Array, gamma: float) -> jax.Array:
+    """r + gamma * (1 - terminated) * V(s'), gradient stopped; all [B]. Truncated transitions
+    bootstrap (their next_obs is the pre-reset final observation)."""
+    chex.assert_equal_shape([reward, terminated, next_value])
+    return jax.lax.stop_gradient(reward + gamma * (1.0 - terminated.astype(jnp.float32)) * next_value)
+
+
+def critic_regression_loss(q: jax.Array, target: jax.Array) -> jax.Array:
+    """0.5 * mean over critics and batch of (Q - target)^2; q [num_critics, B], target [B] -> []."""
+    chex.assert_rank([q, target], [2, 1])
+    chex.assert_equal(q.shape[1], target.shape[0])
+    return 0.5 * jnp.mean(jnp.square(q - target[None]))
+
+
+def polyak_update(target: Any, online: Any, tau: float) -> Any:
+    """target <- (1 - tau) * target + tau * online, leafwise."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def make_optimizer(learning_rate: float, max_grad_norm: float | None) -> optax.GradientTransformation:
+    """Adam, after global-norm clipping when max_grad_norm is set."""
+    adam = optax.adam(learning_rate)
+    return adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+def apply_gradients(optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
+                    grads: Any) -> tuple[Any, Any]:
+    """One optimizer step: (new params, new optimizer state)."""
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+# ---------------------------------------------------------------------------- the learner
+
+
+@struct.dataclass
+class OffPolicyTrainState:
+    """Everything that defines an off-policy run's future (one seed; the runner stacks seeds).
+
+    agent:          the algorithm's params, target params and optimizer states.
+    obs_stats:      RunningMeanStd of observations [obs_dim].
+    env_state:      envs.State batched over [num_envs].
+    replay:         ReplayBuffer of Transitions [buffer_size, ...].
+    least:          LeastState, or None when early_stop="none".
+    critic_loss:    [] float32 critic TD loss of the latest gradient steps (LEAST's td_loss).
+    critic_grad_norm: [] float32 their critic gradient norm (LEAST's grad_norm).
+    rng:            uint32[2] raw PRNG key.
+    env_steps:      [] int32 env steps taken by this seed.
+    gradient_steps: [] int32 gradient steps taken.
+    """
+
+    agent: Any
+    obs_stats: RunningMeanStd
+    env_state: State
+    replay: ReplayBuffer
+    least: LeastState | None
+    critic_loss: jax.Array
+    critic_grad_norm: jax.Array
+    rng: jax.Array
+    env_steps: jax.Array
+    gradient_steps: jax.Array
+
+
+def observation_dim(env: Env) -> int:
+    """The flat observation size of `env`, which must be a vector."""
+    obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
+    if len(obs.shape) != 1:
+        raise ValueError(f"off-policy learners need vector observations; {env.env_id!r} gives shape {obs.shape}")
+    return int(obs.shape[0])
+
+
+def action_dim(env: Env) -> int:
+    """The action size of `env`, which must have a bounded 1-D Box action space."""
+    space = env.action_space
+    if not isinstance(space, Box) or len(space.shape) != 1 or not space.bounded:
+        raise ValueError(
+            f"SAC and TD3 need a bounded 1-D Box action space; {env.env_id!r} has {space.describe()}"
+        )
+    return int(space.shape[0])
+
+
+class OffPolicyLearner:
+    """A `runner.learner.Learner` for any OffPolicyAgent: `env_steps_per_update` = num_envs
+    (one env step of every env, then utd_ratio gradient steps)."""
+
+    def __init__(self, config: OffPolicyConfig, env: Env, agent: OffPolicyAgent, mesh: Mesh | None = None):
+        config.validate()
+        check_divisible(config.num_envs, mesh)
+        self.config = config
+        self.env = env
+        self.agent = agent
+        self.mesh = mesh
+        self.env_steps_per_update = config.num_envs
+        self.obs_dim = observation_dim(env)
+        self.action_dim = action_dim(env)
+        self.use_least = config.early_stop == "least"
+        if self.use_least and env.max_episode_steps is None:
+            raise ValueError(f"invalid {config.owner}.early_stop='least': LEAST needs an env with a time limit, "
+                             f"and {env.env_id!r} has none")
+        self.max_episode_steps = env.max_episode_steps or config.eval_max_steps
+        self.replay_bytes = self.check_memory(num_seeds=1)
+
+    def check_memory(self, num_seeds: int) -> int:
+        """Raises ValueError (size in GiB, how to shrink it) unless `num_seeds` replay buffers
+        and LEAST statistics fit in buffer_memory_fraction of the free host or device memory;
+        returns the bytes they need. Runs at construction for one seed; callers that vmap
+        several seeds call it again with their count before compiling."""
+        config = self.config
+        least_bytes = least_state_bytes(config.least, config.num_envs, self.max_episode_steps) if self.use_least else 0
+        return check_replay_fits(
+            config.buffer_size, self.example_transition(), copies=num_seeds, extra_bytes=num_seeds * least_bytes,
+            memory_fraction=config.buffer_memory_fraction, capacity_field=f"{config.owner}.buffer_size",
+        )
+
+    def example_transition(self) -> Transition:
+        """Shapes and dtypes of one stored transition."""
+        return Transition(
+            obs=jax.ShapeDtypeStruct((self.obs_dim,), jnp.float32),
+            action=jax.ShapeDtypeStruct((self.action_dim,), jnp.float32),
+            reward=jax.ShapeDtypeStruct((), jnp.float32),
+            next_obs=jax.ShapeDtypeStruct((self.obs_dim,), jnp.float32),
+            terminated=jax.ShapeDtypeStruct((), jnp.bool_),
+            truncated=jax.ShapeDtypeStruct((), jnp.bool_),
+        )
+
+    def init(self, key: jax.Array) -> OffPolicyTrainState:
+        config = self.config
+        rng, agent_key, env_key = jax.random.split(key, 3)
+        example = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.example_transition())
+        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, config.num_envs))
+        # Some backends return weakly typed leaves on reset that `step` makes strong; a state
+        # whose types change after the first chunk would make the runner compile it twice.
+        env_state = jax.tree.map(lambda leaf: jnp.asarray(leaf, leaf.dtype), env_state)
+        least = init_least(config.least, config.num_envs, self.max_episode_steps) if self.use_least else None
+        return OffPolicyTrainState(
+            agent=self.agent.init(agent_key),
+            obs_stats=init_running_mean_std((self.obs_dim,)),
+            env_state=shard_along(env_state, self.mesh, 0),
+            replay=init_replay(config.buffer_size, example),
+            least=least,
+            critic_loss=jnp.zeros((), jnp.float32),
+            critic_grad_norm=jnp.zeros((), jnp.float32),
+            rng=rng,
+            env_steps=jnp.zeros((), jnp.int32),
+            gradient_steps=jnp.zeros((), jnp.int32),
+        )
+
+    def _normalize(self, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
+        return normalize(obs_stats, obs) if self.config.normalize_observations else obs
+
+    def _learning_batch(self, obs_stats: RunningMeanStd, transition: Transition) -> Transition:
+        """Normalized observations and scaled rewards, as the agent learns from them."""
+        return transition.replace(
+            obs=self._normalize(obs_stats, transition.obs),
+            next_obs=self._normalize(obs_stats, transition.next_obs),
+            reward=transition.reward * self.config.reward_scale,
+        )
+
+    def update(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict[str, jax.Array]]:
+        """One env step of every env, then utd_ratio gradient steps (once learning started)."""
+        config = self.config
+        rng, explore_key, random_key, noise_key, td_key, learn_key = jax.random.split(state.rng, 6)
+        agent_params = replicate(state.agent, self.mesh)
+        env_state = state.env_state
+        obs = env_state.obs
+        chex.assert_shape(obs, (config.num_envs, self.obs_dim))
+        acting_obs = self._normalize(state.obs_stats, obs)
+
+        action = self.agent.explore(agent_params, acting_obs, explore_key)
+        if self.use_least:
+            noise_std = exploration_noise(state.least, config.least)
+            action = jnp.clip(action + noise_std * jax.random.normal(noise_key, action.shape), -1.0, 1.0)
+        random_action = jax.random.uniform(random_key, action.shape, jnp.float32, -1.0, 1.0)
+        action = jnp.where(state.env_steps < config.learning_starts, random_action, action)
+
+        if self.use_least:
+            next_env_state = jax.vmap(self.env.step)(env_state, action, state.least.pending_stop)
+        else:
+            next_env_state = jax.vmap(self.env.step)(env_state, action)
+        next_env_state = shard_along(next_env_state, self.mesh, 0)
+        transition = Transition(
+            obs=obs,
+            action=action,
+            reward=next_env_state.reward,
+            next_obs=next_env_state.info["final_obs"],
+            terminated=next_env_state.terminated,
+            truncated=next_env_state.truncated,
+        )
+        replay = add_batch(state.replay, transition)
+        obs_stats = update_running_mean_std(state.obs_stats, obs) if config.normalize_observations else state.obs_stats
+        env_steps = state.env_steps + config.num_envs
+        metrics = completed_episode_sums(next_env_state)
+
+        least = state.least
+        if self.use_least:
+            least, least_metrics = self._least_step(
+                state, agent_params, transition, acting_obs, next_env_state, env_steps, td_key
+            )
+            metrics.update(least_metrics)
+
+        agent_params, train_metrics = self._learn(agent_params, replay, obs_stats, env_steps,
+                                                  state.gradient_steps, learn_key)
+        learned = env_steps >= config.learning_starts
+        new_state = OffPolicyTrainState(
+            agent=agent_params,
+            obs_stats=obs_stats,
+            env_state=next_env_state,
+            replay=replay,
+            least=least,
+            critic_loss=jnp.where(learned, train_metrics["critic_loss"], state.critic_loss),
+            critic_grad_norm=jnp.where(learned, train_metrics["critic_grad_norm"], state.critic_grad_norm),
+            rng=rng,
+            env_steps=env_steps,
+            gradient_steps=state.gradient_steps + jnp.where(learned, config.utd_ratio, 0),
+        )
+        metrics.update(train_metrics)
+        metrics["replay_size"] = replay.size.astype(jnp.float32)
+        return new_state, metrics
+
+    def _least_step(self, state: OffPolicyTrainState, agent_params: Any, transition: Transition,
+                    acting_obs: jax.Array, next_env_state: State, env_steps: jax.Array,
+                    td_key: jax.Array) -> tuple[LeastState, dict[str, jax.Array]]:
+        """Feeds LEAST Q(s, a) [num_envs] of the step just taken and the configured gradient
+        statistic; its new `pending_stop` is the next env step's stop mask."""
+        config = self.config
+        q = self.agent.q_value(agent_params, acting_obs, transition.action)
+        statistic = config.least.gradient_statistic
+        if statistic == "td_error":
+            gradient = jnp.abs(self.agent.td_error(agent_params, self._learning_batch(state.obs_stats, transition),
+                                                   td_key))
+        else:
+            latest = state.critic_loss if statistic == "td_loss" else state.critic_grad_norm
+            gradient = jnp.full((config.num_envs,), latest)
+        return least_step(
+            state.least, config.least,
+            step_index=state.env_state.info["step_count"],
+            q=q,
+            gradient=gradient,
+            terminated=next_env_state.terminated,
+            truncated=next_env_state.truncated,
+            episode_length=next_env_state.info["completed_length"],
+            env_steps_before=state.env_steps,
+            env_steps_after=env_steps,
+        )
+
+    def _learn(self, agent_params: Any, replay: ReplayBuffer, obs_stats: RunningMeanStd, env_steps: jax.Array,
+               gradient_steps: jax.Array, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+        """utd_ratio gradient steps on fresh replay batches; skipped (zero metrics) before
+        learning_starts. Metrics are averaged over the steps."""
+        config = self.config
+
+        def gradient_steps_fn(params):
+            def one_step(params, step_and_key):
+                step, step_key = step_and_key
+                sample_key, agent_key = jax.random.split(step_key)
+                batch = self._learning_batch(obs_stats, sample_batch(replay, sample_key, config.batch_size))
+                return self.agent.gradient_step(params, batch, agent_key, step)
+
+            steps = gradient_steps + jnp.arange(config.utd_ratio)
+            params, stacked = jax.lax.scan(one_step, params, (steps, jax.random.split(key, config.utd_ratio)))
+            return replicate(params, self.mesh), jax.tree.map(jnp.mean, stacked)
+
+        metric_shapes = jax.eval_shape(gradient_steps_fn, agent_params)[1]
+
+        def skip(params):
+            return params, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
+
+        return jax.lax.cond(env_steps >= config.learning_starts, gradient_steps_fn, skip, agent_params)
+
+    def evaluate(self, state: OffPolicyTrainState, key: jax.Array) -> dict[str, jax.Array]:
+        """The deterministic policy for one episode on each of num_eval_envs fresh envs."""
+        agent_params = replicate(state.agent, self.mesh)
+
+        def act(obs):
+            return self.agent.greedy(agent_params, self._normalize(state.obs_stats, obs))
+
+        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.max_episode_steps)

@@ -1,0 +1,573 @@
+"""Proximal Policy Optimization with vmapped parallel actors, as one pure `update` per iteration.
+
+Schulman et al. 2017 (arXiv 1707.06347), with the details of Andrychowicz et al. 2021 and the
+parallel-actor study arXiv 2506.03404.
+
+Data flow of `update` (one PPO iteration for one seed):
+    rollout        rollout_length steps of num_envs envs -> Trajectory [T, num_envs, ...]
+    compute_gae    advantages, returns (truncations bootstrap from info["final_obs"])
+    epoch x E      shuffle the batch into minibatches
+      minibatch x M  ppo_loss -> grads -> clipped Adam step (masked after a KL early stop)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import Mesh
+
+from jaxrl_suite.agents.episodes import completed_episode_sums, evaluate_policy
+from jaxrl_suite.agents.gae import compute_gae
+from jaxrl_suite.agents.normalizer import (
+    ReturnScaler,
+    RunningMeanStd,
+    init_return_scaler,
+    init_running_mean_std,
+    normalize,
+    scale_rewards,
+    update_return_scaler,
+    update_running_mean_std,
+)
+from jaxrl_suite.envs.core import Env, State
+from jaxrl_suite.envs.registry import make_raw
+from jaxrl_suite.envs.spaces import Box, Discrete
+from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES, ActorCritic, env_action
+from jaxrl_suite.parallel import check_divisible, replicate, shard_along
+from jaxrl_suite.runner.config import require
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters; the defaults are PureJaxRL's CartPole settings (see default_config)."""
+
+    num_envs: int = 4
+    """Parallel environments per seed (vmapped; split over devices when a mesh is given)."""
+    rollout_length: int = 128
+    """Env steps each environment takes per update; one batch is num_envs * rollout_length."""
+    total_steps: int = 500_000
+    """Env steps per seed the run is planned for: the horizon of learning-rate annealing."""
+    num_epochs: int = 4
+    """Passes over each batch."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; must divide num_envs * rollout_length."""
+    learning_rate: float = 2.5e-4
+    """Adam step size (the starting value when annealed)."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over total_steps."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+    max_grad_norm: float | None = 0.5
+    """Clip gradients to this global norm (None: no clipping)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda: 0 is one-step TD, 1 is Monte Carlo."""
+    clip_eps: float = 0.2
+    """PPO ratio clipping: the surrogate ignores ratios outside [1 - clip_eps, 1 + clip_eps]."""
+    value_clip_eps: float | None = None
+    """Clip value predictions to old value +- this (None: unclipped value loss)."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    normalize_advantages: bool = True
+    """Standardize advantages within each minibatch."""
+    target_kl: float | None = None
+    """Stop the iteration's remaining minibatch updates once approx KL exceeds this (None: never)."""
+    normalize_observations: bool = False
+    """Normalize observations by running mean and std (statistics live in the TrainState)."""
+    reward_scale: float = 1.0
+    """Multiply rewards by this before learning (evaluation returns stay unscaled)."""
+    normalize_rewards: bool = False
+    """Divide rewards by the running std of the discounted return."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Widths of the MLP trunk (the actor's, when the critic has its own sizes)."""
+    critic_hidden_sizes: tuple[int, ...] | None = None
+    """Widths of the critic's MLP trunk (None: same as hidden_sizes); needs shared_trunk=False."""
+    activation: str = "tanh"
+    """Trunk activation: tanh, relu, elu, gelu or silu."""
+    layer_norm: bool = False
+    """LayerNorm after each hidden Dense layer."""
+    residual: bool = False
+    """Residual connections between hidden layers of equal width."""
+    shared_trunk: bool = False
+    """One trunk for actor and critic (False: separate trunks)."""
+    conv_channels: tuple[int, ...] = ()
+    """Channels of 3x3 conv layers before the MLP, for image observations (empty: no conv)."""
+    conv_input_shape: tuple[int, ...] = ()
+    """[height, width, channels] to reshape flat observations to before the conv (-1 infers one; empty: as given)."""
+    action_squash: Literal["clip", "tanh", "none"] = "clip"
+    """Continuous actions: clip the Gaussian sample to the bounds, or tanh-squash it onto them."""
+    state_dependent_std: bool = False
+    """Continuous actions: Gaussian std from the network (False: one learned vector)."""
+    init_log_std: float = 0.0
+    """Continuous actions: initial log std of the Gaussian policy."""
+    num_eval_envs: int = 16
+    """Environments (one episode each) in every evaluation of the deterministic policy."""
+    eval_max_steps: int = 1000
+    """Evaluation episode length cap, used when the env has no time limit of its own."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.rollout_length
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """PPO iterations in total_steps (at least 1): the annealing horizon."""
+        return max(1, self.total_steps // self.batch_size)
+
+    def validate(self) -> PPOConfig:
+        """Raises ValueError naming the first invalid field, its value and what is valid."""
+
+        def check(ok: bool, field: str, valid: str) -> None:
+            require(ok, "ppo", field, getattr(self, field), valid)
+
+        def positive_ints(values: tuple[int, ...]) -> bool:
+            return all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+
+        for field in ("num_envs", "rollout_length", "total_steps", "num_epochs", "num_minibatches",
+                      "num_eval_envs", "eval_max_steps"):
+            check(positive_ints((getattr(self, field),)), field, "an integer >= 1")
+        check(self.batch_size % self.num_minibatches == 0, "num_minibatches",
+              f"a divisor of num_envs * rollout_length = {self.batch_size}")
+        for field in ("learning_rate", "adam_eps", "clip_eps", "reward_scale"):
+            check(getattr(self, field) > 0, field, "a number > 0")
+        for field in ("entropy_coef", "value_coef"):
+            check(getattr(self, field) >= 0, field, "a number >= 0")
+        for field in ("max_grad_norm", "value_clip_eps", "target_kl"):
+            check(getattr(self, field) is None or getattr(self, field) > 0, field, "a number > 0, or None to disable")
+        check(0.0 < self.gamma <= 1.0, "gamma", "a discount in (0, 1]")
+        check(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", "a number in [0, 1]")
+        check(positive_ints(self.hidden_sizes), "hidden_sizes", "a tuple of positive integers")
+        check(positive_ints(self.conv_channels), "conv_channels", "a tuple of positive integers (empty: no conv)")
+        if self.conv_input_shape:
+            check(len(self.conv_input_shape) == 3 and bool(self.conv_channels)
+                  and all(isinstance(d, int) and (d >= 1 or d == -1) for d in self.conv_input_shape)
+                  and list(self.conv_input_shape).count(-1) <= 1,
+                  "conv_input_shape", "empty, or (height, width, channels) of positive ints with at most one -1, "
+                  "together with conv_channels")
+        if self.critic_hidden_sizes is not None:
+            check(not self.shared_trunk, "critic_hidden_sizes", "None when shared_trunk=True")
+            check(positive_ints(self.critic_hidden_sizes), "critic_hidden_sizes",
+                  "a tuple of positive integers, or None")
+        check(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
+        check(self.action_squash in SQUASH_MODES, "action_squash", f"one of {list(SQUASH_MODES)}")
+        return self
+
+
+MINATAR_DEFAULTS = dict(
+    num_envs=64, rollout_length=128, num_minibatches=8, learning_rate=5e-4, total_steps=10_000_000,
+    conv_channels=(16,), conv_input_shape=(10, 10, -1), hidden_sizes=(128,), activation="relu",
+)
+CONTINUOUS_CONTROL_DEFAULTS = dict(
+    num_envs=16, rollout_length=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
+    total_steps=500_000, gamma=0.95, entropy_coef=0.0, normalize_observations=True,
+    normalize_rewards=True, init_log_std=-0.5,
+)
+# The physics families follow brax/Playground's PPO recipes: many envs, obs normalization,
+# a small tanh-Gaussian actor with a wide critic, and no gradient clipping: with reward scale 10
+# the value gradient is large, and a joint global-norm clip would starve the policy of updates.
+PHYSICS_DEFAULTS = dict(
+    num_epochs=4, learning_rate=1e-3, anneal_lr=False, max_grad_norm=None, gamma=0.995,
+    entropy_coef=1e-2, normalize_observations=True, reward_scale=10.0, hidden_sizes=(32, 32, 32, 32),
+    critic_hidden_sizes=(256, 256, 256, 256, 256), activation="silu", action_squash="tanh",
+    state_dependent_std=True, num_eval_envs=16,
+)
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dmc": dict(PHYSICS_DEFAULTS, num_envs=256, rollout_length=32, num_minibatches=8,
+                total_steps=10_000_000),
+    "brax": dict(PHYSICS_DEFAULTS, num_envs=1024, rollout_length=16, num_minibatches=32,
+                 learning_rate=3e-4, gamma=0.97, total_steps=50_000_000),
+}
+
+
+def default_config(env_id: str, **overrides: Any) -> PPOConfig:
+    """Per-family defaults so that `--env` alone trains well; `overrides` replace fields.
+
+    gymnax discrete control: PureJaxRL's CartPole settings, 4 envs x 128 steps.
+    gymnax continuous control (Pendulum, MountainCarContinuous): normalized obs and rewards,
+        gamma 0.95, 10 epochs.
+    gymnax MinAtar: 3x3 conv torso with 16 channels and a 128-unit layer, 64 envs.
+    dmc / brax: brax-style recipes (obs normalization, reward scale 10, tanh-Gaussian policy).
+    """
+    family, _, name = env_id.partition("/")
+    if family == "gymnax" and name.endswith("MinAtar"):
+        fields = MINATAR_DEFAULTS
+    elif family == "gymnax" and isinstance(make_raw(env_id).action_space, Box):
+        fields = CONTINUOUS_CONTROL_DEFAULTS
+    else:
+        fields = FAMILY_DEFAULTS.get(family, {})
+    return dataclasses.replace(PPOConfig(**fields), **overrides)
+
+
+@struct.dataclass
+class PPOTrainState:
+    """Everything that defines a PPO run's future (one seed; the runner stacks seeds in front).
+
+    params:        network parameters (replicated over devices).
+    opt_state:     optax state of global-norm clipping + Adam.
+    env_state:     envs.State batched over [num_envs] (split over devices).
+    obs_stats:     RunningMeanStd of observations, [*obs_shape].
+    return_scaler: ReturnScaler, discounted returns [num_envs] and their statistics.
+    rng:           uint32[2] raw PRNG key.
+    update_count:  [] int32 PPO iterations done (drives learning-rate annealing).
+    """
+
+    params: Any
+    opt_state: optax.OptState
+    env_state: State
+    obs_stats: RunningMeanStd
+    return_scaler: ReturnScaler
+    rng: jax.Array
+    update_count: jax.Array
+
+
+@struct.dataclass
+class Trajectory:
+    """One rollout, time-major: every field is [rollout_length, num_envs, ...].
+
+    obs [T, N, *obs_shape] raw observations acted on; raw_action [T, N, *action_shape] policy
+    samples before clipping/squashing; log_prob and value [T, N] under the acting policy;
+    reward [T, N] (scaled for learning); terminated, done [T, N] bool; final_obs [T, N,
+    *obs_shape] the state each step led to (pre-reset when the episode ended).
+    """
+
+    obs: jax.Array
+    raw_action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array
+    final_obs: jax.Array
+
+
+@struct.dataclass
+class Batch:
+    """Learning data, flat over samples: obs [B, *obs_shape], raw_action [B, *action_shape],
+    old_log_prob, old_value, advantage, target_return [B]."""
+
+    obs: jax.Array
+    raw_action: jax.Array
+    old_log_prob: jax.Array
+    old_value: jax.Array
+    advantage: jax.Array
+    target_return: jax.Array
+
+
+def clipped_surrogate_loss(ratio: jax.Array, advantage: jax.Array, clip_eps: float) -> jax.Array:
+    """-E[min(r A, clip(r, 1 - eps, 1 + eps) A)] over ratio, advantage [B] -> []."""
+    chex.assert_equal_shape([ratio, advantage])
+    unclipped = ratio * advantage
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage
+    return -jnp.minimum(unclipped, clipped).mean()
+
+
+def value_loss(
+    value: jax.Array, old_value: jax.Array, target_return: jax.Array, clip_eps: float | None
+) -> jax.Array:
+    """0.5 E[(V - R)^2]; with clip_eps, 0.5 E[max((V - R)^2, (V_old + clip(V - V_old) - R)^2)].
+
+    value, old_value, target_return: [B] -> [].
+    """
+    chex.assert_equal_shape([value, old_value, target_return])
+    squared_error = jnp.square(value - target_return)
+    if clip_eps is not None:
+        clipped_value = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
+        squared_error = jnp.maximum(squared_error, jnp.square(clipped_value - target_return))
+    return 0.5 * squared_error.mean()
+
+
+def standardize(x: jax.Array, epsilon: float = 1e-8) -> jax.Array:
+    """(x - mean) / (std + eps) over all of x."""
+    return (x - x.mean()) / (x.std() + epsilon)
+
+
+def explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """1 - Var[target - prediction] / Var[target] (NaN-free: 0 when the target is constant)."""
+    target_variance = target.var()
+    return jnp.where(target_variance > 0, 1.0 - (target - prediction).var() / target_variance, 0.0)
+
+
+class PPO:
+    """A `runner.learner.Learner` for PPO; build it with `make_ppo`."""
+
+    def __init__(self, config: PPOConfig, env: Env, mesh: Mesh | None = None):
+        config.validate()
+        check_divisible(config.num_envs, mesh)
+        if not isinstance(env.action_space, (Discrete, Box)):
+            raise ValueError(f"PPO supports Discrete or Box action spaces, got {env.action_space!r}")
+        self.config = config
+        self.env = env
+        self.mesh = mesh
+        self.env_steps_per_update = config.batch_size
+        self.eval_max_steps = env.max_episode_steps or config.eval_max_steps
+        self.observation_shape = tuple(
+            jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs.shape
+        )
+        self.network = ActorCritic(
+            action_space=env.action_space,
+            hidden_sizes=config.hidden_sizes,
+            critic_hidden_sizes=config.critic_hidden_sizes,
+            activation=config.activation,
+            layer_norm=config.layer_norm,
+            residual=config.residual,
+            shared_trunk=config.shared_trunk,
+            conv_channels=config.conv_channels,
+            observation_ndim=len(self.observation_shape),
+            image_shape=config.conv_input_shape,
+            state_dependent_std=config.state_dependent_std,
+            init_log_std=config.init_log_std,
+        )
+        # The learning rate is applied by hand (see minibatch_step) so that annealing follows
+        # PPO iterations even when a KL early stop skips steps, and so sweeps can trace it.
+        self.optimizer = optax.chain(
+            optax.clip_by_global_norm(config.max_grad_norm) if config.max_grad_norm else optax.identity(),
+            optax.scale_by_adam(eps=config.adam_eps),
+        )
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _shard_envs(self, tree: Any, axis: int = 0) -> Any:
+        return shard_along(tree, self.mesh, axis)
+
+    def _shard_return_scaler(self, scaler: ReturnScaler) -> ReturnScaler:
+        return scaler.replace(discounted_return=self._shard_envs(scaler.discounted_return))
+
+    def _network_input(self, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
+        if self.config.normalize_observations:
+            return normalize(obs_stats, obs)
+        return obs.astype(jnp.float32)
+
+    def _policy_and_value(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array):
+        return self.network.apply(params, self._network_input(obs_stats, obs))
+
+    def _value(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
+        return self.network.apply(params, self._network_input(obs_stats, obs), method=ActorCritic.value)
+
+    def _env_action(self, raw_action: jax.Array) -> jax.Array:
+        return env_action(raw_action, self.env.action_space, self.config.action_squash)
+
+    def learning_rate(self, update_count: jax.Array) -> jax.Array:
+        """The step size of PPO iteration `update_count` (0-based): linear decay to 0 if annealed."""
+        if not self.config.anneal_lr:
+            return jnp.asarray(self.config.learning_rate, jnp.float32)
+        remaining = 1.0 - update_count.astype(jnp.float32) / self.config.num_updates
+        return self.config.learning_rate * jnp.clip(remaining, 0.0, 1.0)
+
+    # --------------------------------------------------------------------------- protocol
+
+    def init(self, key: jax.Array) -> PPOTrainState:
+        """A fresh TrainState for one seed from a raw uint32[2] key."""
+        chex.assert_shape(key, (2,))
+        network_key, env_key, rng = jax.random.split(key, 3)
+        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
+        params = self.network.init(network_key, env_state.obs[:1].astype(jnp.float32))
+        return PPOTrainState(
+            params=replicate(params, self.mesh),
+            opt_state=replicate(self.optimizer.init(params), self.mesh),
+            env_state=self._shard_envs(env_state),
+            obs_stats=init_running_mean_std(self.observation_shape),
+            return_scaler=self._shard_return_scaler(init_return_scaler(self.config.num_envs)),
+            rng=rng,
+            update_count=jnp.zeros((), jnp.int32),
+        )
+
+    def update(self, state: PPOTrainState) -> tuple[PPOTrainState, dict[str, jax.Array]]:
+        """One PPO iteration: rollout, GAE, num_epochs x num_minibatches Adam steps."""
+        config = self.config
+        rng, rollout_key, epochs_key = jax.random.split(state.rng, 3)
+        params = replicate(state.params, self.mesh)
+        env_state, trajectory, episode_metrics = self.rollout(
+            params, state.obs_stats, self._shard_envs(state.env_state), rollout_key
+        )
+        return_scaler = state.return_scaler
+        if config.normalize_rewards:
+            return_scaler = update_return_scaler(
+                self._shard_return_scaler(return_scaler), trajectory.reward, trajectory.done, config.gamma
+            )
+            trajectory = trajectory.replace(reward=scale_rewards(return_scaler, trajectory.reward))
+        batch, gae_metrics = self.make_batch(params, state.obs_stats, trajectory)
+        learning_rate = self.learning_rate(state.update_count)
+        (params, opt_state, _), train_metrics = self.run_epochs(
+            params, state.opt_state, state.obs_stats, batch, learning_rate, epochs_key
+        )
+        obs_stats = state.obs_stats
+        if config.normalize_observations:
+            obs_stats = update_running_mean_std(obs_stats, trajectory.obs)
+        new_state = PPOTrainState(
+            params=params,
+            opt_state=opt_state,
+            env_state=env_state,
+            obs_stats=obs_stats,
+            return_scaler=return_scaler,
+            rng=rng,
+            update_count=state.update_count + 1,
+        )
+        metrics = {**episode_metrics, **gae_metrics, **train_metrics, "learning_rate": learning_rate}
+        return new_state, metrics
+
+    def evaluate(self, state: PPOTrainState, key: jax.Array) -> dict[str, jax.Array]:
+        """Deterministic policy (distribution mode) for one episode on each of num_eval_envs fresh
+        envs, capped at the env's time limit (or eval_max_steps): {"eval_return": [] mean, ...}."""
+        params = replicate(state.params, self.mesh)
+
+        def act(obs: jax.Array) -> jax.Array:
+            policy, _ = self._policy_and_value(params, state.obs_stats, obs)
+            return self._env_action(policy.mode())
+
+        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.eval_max_steps)
+
+    # ------------------------------------------------------------------------ update steps
+
+    def rollout(
+        self, params: Any, obs_stats: RunningMeanStd, env_state: State, key: jax.Array
+    ) -> tuple[State, Trajectory, dict[str, jax.Array]]:
+        """rollout_length steps of the stochastic policy on every env.
+
+        Returns the next env state, the Trajectory [T, num_envs, ...] and the sums over
+        episodes that finished during the rollout (completed_return_sum, ...).
+        """
+        num_envs = self.config.num_envs
+
+        def env_step(env_state: State, step_key: jax.Array):
+            chex.assert_shape(env_state.obs, (num_envs, *self.observation_shape))
+            policy, value = self._policy_and_value(params, obs_stats, env_state.obs)
+            raw_action = policy.sample(seed=step_key)
+            next_state = jax.vmap(self.env.step)(env_state, self._env_action(raw_action))
+            next_state = self._shard_envs(next_state)
+            transition = Trajectory(
+                obs=env_state.obs,
+                raw_action=raw_action,
+                log_prob=policy.log_prob(raw_action),
+                value=value,
+                reward=next_state.reward * self.config.reward_scale,
+                terminated=next_state.terminated,
+                done=next_state.done,
+                final_obs=next_state.info["final_obs"],
+            )
+            return next_state, (transition, completed_episode_sums(next_state))
+
+        step_keys = jax.random.split(key, self.config.rollout_length)
+        env_state, (trajectory, episode_sums) = jax.lax.scan(env_step, env_state, step_keys)
+        trajectory = self._shard_envs(trajectory, axis=1)
+        episode_metrics = {name: sums.sum() for name, sums in episode_sums.items()}
+        return env_state, trajectory, episode_metrics
+
+    def make_batch(
+        self, params: Any, obs_stats: RunningMeanStd, trajectory: Trajectory
+    ) -> tuple[Batch, dict[str, jax.Array]]:
+        """GAE over the trajectory, then flatten [T, num_envs] to [T * num_envs] samples."""
+        next_value = self._value(params, obs_stats, trajectory.final_obs)
+        advantage, target_return = compute_gae(
+            trajectory.reward, trajectory.value, next_value, trajectory.terminated, trajectory.done,
+            self.config.gamma, self.config.gae_lambda,
+        )
+        batch = Batch(
+            obs=trajectory.obs,
+            raw_action=trajectory.raw_action,
+            old_log_prob=trajectory.log_prob,
+            old_value=trajectory.value,
+            advantage=advantage,
+            target_return=target_return,
+        )
+        batch = jax.tree.map(lambda x: x.reshape((self.config.batch_size, *x.shape[2:])), batch)
+        metrics = {"explained_variance": explained_variance(trajectory.value, target_return)}
+        return batch, metrics
+
+    def ppo_loss(
+        self, params: Any, obs_stats: RunningMeanStd, minibatch: Batch
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Clipped surrogate + value_coef * value loss - entropy_coef * entropy on [minibatch_size]."""
+        config = self.config
+        policy, value = self._policy_and_value(params, obs_stats, minibatch.obs)
+        log_ratio = policy.log_prob(minibatch.raw_action) - minibatch.old_log_prob
+        ratio = jnp.exp(log_ratio)
+        advantage = standardize(minibatch.advantage) if config.normalize_advantages else minibatch.advantage
+        policy_loss = clipped_surrogate_loss(ratio, advantage, config.clip_eps)
+        critic_loss = value_loss(value, minibatch.old_value, minibatch.target_return, config.value_clip_eps)
+        entropy = policy.entropy().mean()
+        total_loss = policy_loss + config.value_coef * critic_loss - config.entropy_coef * entropy
+        metrics = {
+            "loss": total_loss,
+            "policy_loss": policy_loss,
+            "value_loss": critic_loss,
+            "entropy": entropy,
+            # Schulman's low-variance estimator of KL(old || new): E[(r - 1) - log r].
+            "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+            "clip_fraction": (jnp.abs(ratio - 1.0) > config.clip_eps).mean(),
+        }
+        return total_loss, metrics
+
+    def minibatch_step(self, carry, minibatch: Batch, *, obs_stats: RunningMeanStd, learning_rate: jax.Array):
+        """One Adam step on a minibatch, skipped (params kept) once the KL early stop fired.
+
+        carry: (params, opt_state, kl_stopped [] bool). The KL is measured before the step, on
+        this minibatch; exceeding target_kl skips this and every later step of the iteration.
+        """
+        params, opt_state, kl_stopped = carry
+        (_, metrics), grads = jax.value_and_grad(self.ppo_loss, has_aux=True)(params, obs_stats, minibatch)
+        grads = replicate(grads, self.mesh)
+        updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+        evaluated = ~kl_stopped
+        if self.config.target_kl is None:
+            # No early stop: a per-leaf select would only cost copies of params and moments.
+            params, opt_state = new_params, new_opt_state
+        else:
+            kl_stopped = kl_stopped | (metrics["approx_kl"] > self.config.target_kl)
+            params, opt_state = jax.tree.map(
+                lambda old, new: jnp.where(kl_stopped, old, new), (params, opt_state), (new_params, new_opt_state)
+            )
+        metrics = {**metrics, "grad_norm": optax.global_norm(grads), "evaluated": evaluated,
+                   "applied": ~kl_stopped}
+        return (params, opt_state, kl_stopped), metrics
+
+    def epoch(self, carry, epoch_key: jax.Array, *, batch: Batch, obs_stats: RunningMeanStd,
+              learning_rate: jax.Array):
+        """Shuffles the batch into [num_minibatches, minibatch_size, ...] and steps on each."""
+        config = self.config
+        permutation = jax.random.permutation(epoch_key, config.batch_size)
+        minibatches = jax.tree.map(
+            lambda x: x[permutation].reshape((config.num_minibatches, config.minibatch_size, *x.shape[1:])),
+            batch,
+        )
+        minibatches = self._shard_envs(minibatches, axis=1)
+        step = lambda carry, minibatch: self.minibatch_step(  # noqa: E731
+            carry, minibatch, obs_stats=obs_stats, learning_rate=learning_rate
+        )
+        return jax.lax.scan(step, carry, minibatches)
+
+    def run_epochs(self, params, opt_state, obs_stats, batch: Batch, learning_rate, key):
+        """num_epochs epochs; metrics averaged over the minibatches evaluated before a KL stop."""
+        epoch = lambda carry, epoch_key: self.epoch(  # noqa: E731
+            carry, epoch_key, batch=batch, obs_stats=obs_stats, learning_rate=learning_rate
+        )
+        carry = (params, opt_state, jnp.zeros((), bool))
+        carry, stacked = jax.lax.scan(epoch, carry, jax.random.split(key, self.config.num_epochs))
+        evaluated = stacked.pop("evaluated").astype(jnp.float32)
+        applied = stacked.pop("applied").astype(jnp.float32)
+        num_evaluated = jnp.maximum(evaluated.sum(), 1.0)
+        metrics = {name: (values * evaluated).sum() / num_evaluated for name, values in stacked.items()}
+        metrics["update_fraction"] = applied.mean()
+        return carry, metrics
+
+
+def make_ppo(config: PPOConfig, env: Env, mesh: Mesh | None = None) -> PPO:
+    """A PPO Learner on `env` (a single auto-resetting env from `jaxrl_suite.envs.make`).
+
+    config is validated here, before anything compiles. With a `mesh` (see
+    jaxrl_suite.parallel.make_mesh) the env batch is split over its devices and parameters
+    are replicated; num_envs must be divisible by the number of devices.
+    """
+    return PPO(config, env, mesh)

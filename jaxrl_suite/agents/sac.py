@@ -1,0 +1,232 @@
+"""Soft Actor-Critic: twin critics with Polyak-averaged targets, a tanh-Gaussian actor and a
+learned temperature (Haarnoja et al. 2018, arXiv 1801.01290 and 1812.05905).
+
+The collect/update cycle (replay, warm-up, UTD ratio, LEAST) is OffPolicyLearner's; this module
+holds SAC's config, losses and one gradient step:
+    critic       y = r + gamma (1 - terminated) (min_j Q'_j(s', a') - alpha log pi(a'|s')), a' ~ pi(s')
+    actor        E[alpha log pi(a|s) - min_j Q_j(s, a)], a ~ pi(s) reparameterized
+    temperature  E[alpha * stop_grad(-log pi(a|s) - target_entropy)], target_entropy = -scale * action_dim
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import Mesh
+
+from jaxrl_suite.agents.off_policy import (
+    OffPolicyConfig,
+    OffPolicyLearner,
+    action_dim,
+    apply_gradients,
+    bootstrap_target,
+    critic_regression_loss,
+    make_optimizer,
+    observation_dim,
+    polyak_update,
+)
+from jaxrl_suite.early_stop import LeastConfig
+from jaxrl_suite.envs.core import Env
+from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, TanhGaussianActor, sample_tanh_gaussian
+from jaxrl_suite.replay import Transition
+from jaxrl_suite.runner.config import require
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig(OffPolicyConfig):
+    """SAC hyperparameters (shared off-policy fields documented on OffPolicyConfig)."""
+
+    owner: ClassVar[str] = "sac"
+
+    initial_temperature: float = 1.0
+    """Entropy temperature alpha at the start."""
+    temperature_learning_rate: float = 3e-4
+    """Adam step size of log alpha."""
+    target_entropy_scale: float = 1.0
+    """Target entropy = -target_entropy_scale * action_dim (brax.training uses 0.5)."""
+
+    def validate(self) -> SACConfig:
+        super().validate()
+        for field in ("initial_temperature", "temperature_learning_rate", "target_entropy_scale"):
+            require(getattr(self, field) > 0, self.owner, field, getattr(self, field), "a number > 0")
+        return self
+
+
+GYMNAX_DEFAULTS = dict(
+    num_envs=4, utd_ratio=4, buffer_size=100_000, learning_starts=1_000, actor_learning_rate=1e-3,
+    critic_learning_rate=1e-3, temperature_learning_rate=1e-3, least=LeastConfig(start_steps=5_000, noise_cap=0.2),
+)
+# Playground's tuned brax SAC recipe for DMC (mujoco_playground.config.dm_control_suite_params).
+PHYSICS_DEFAULTS = dict(
+    num_envs=128, batch_size=512, utd_ratio=8, buffer_size=1_048_576, learning_starts=8_192,
+    actor_learning_rate=1e-3, critic_learning_rate=1e-3, temperature_learning_rate=1e-3, critic_layer_norm=True,
+    normalize_observations=True, least=LeastConfig(start_steps=500_000, noise_cap=0.2),
+)
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {"gymnax": GYMNAX_DEFAULTS, "dmc": PHYSICS_DEFAULTS,
+                                              "brax": PHYSICS_DEFAULTS}
+
+
+def default_config(env_id: str, **overrides: Any) -> SACConfig:
+    """Per-family defaults: gymnax (Pendulum-sized tasks) 4 envs x UTD 4 with lr 1e-3; dmc/brax
+    Playground's SAC recipe (128 envs, batch 512, UTD 8, LayerNorm critics, obs normalization)."""
+    family = env_id.partition("/")[0]
+    return dataclasses.replace(SACConfig(**FAMILY_DEFAULTS.get(family, {})), **overrides)
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def soft_critic_target(reward: jax.Array, terminated: jax.Array, next_q: jax.Array, next_log_prob: jax.Array,
+                       alpha: jax.Array, gamma: float) -> jax.Array:
+    """y = r + gamma (1 - terminated) (min_j next_q_j - alpha * next_log_prob).
+
+    reward, terminated, next_log_prob: [B]; next_q: [num_critics, B] target-critic values at
+    (s', a' ~ pi(s')); alpha: []. Returns [B] with the gradient stopped.
+    """
+    chex.assert_rank(next_q, 2)
+    next_value = jnp.min(next_q, axis=0) - alpha * next_log_prob
+    return bootstrap_target(reward, terminated, next_value, gamma)
+
+
+def sac_actor_loss(log_prob: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
+    """mean(alpha * log pi(a|s) - min_j Q_j(s, a)); log_prob [B], q [num_critics, B] -> []."""
+    chex.assert_rank([log_prob, q], [1, 2])
+    return jnp.mean(alpha * log_prob - jnp.min(q, axis=0))
+
+
+def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float) -> jax.Array:
+    """mean(alpha * stop_grad(-log_prob - target_entropy)), alpha = exp(log_alpha): lowers alpha
+    while the policy's entropy exceeds the target. log_alpha [], log_prob [B] -> []."""
+    return jnp.mean(jnp.exp(log_alpha) * jax.lax.stop_gradient(-log_prob - target_entropy))
+
+
+# ---------------------------------------------------------------------------- agent
+
+
+@struct.dataclass
+class SACParams:
+    """SAC's learned state: actor/critic/target-critic params, log alpha [], optimizer states."""
+
+    actor: Any
+    critic: Any
+    target_critic: Any
+    log_alpha: jax.Array
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    temperature_opt_state: optax.OptState
+
+
+class SACAgent:
+    """SAC's half of an OffPolicyLearner (see OffPolicyAgent)."""
+
+    def __init__(self, config: SACConfig, obs_dim: int, action_dim: int):
+        self.config = config
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        self.target_entropy = -config.target_entropy_scale * action_dim
+        self.actor = TanhGaussianActor(action_dim, config.hidden_sizes, config.activation)
+        self.critic = CriticEnsemble(config.num_critics, config.hidden_sizes, config.activation,
+                                     config.critic_layer_norm)
+        self.actor_optimizer = make_optimizer(config.actor_learning_rate, config.max_grad_norm)
+        self.critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm)
+        self.temperature_optimizer = optax.adam(config.temperature_learning_rate)
+
+    def init(self, key: jax.Array) -> SACParams:
+        actor_key, critic_key = jax.random.split(key)
+        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
+        action = jnp.zeros((1, self.action_dim), jnp.float32)
+        actor = self.actor.init(actor_key, obs)
+        critic = self.critic.init(critic_key, obs, action)
+        log_alpha = jnp.log(jnp.asarray(self.config.initial_temperature, jnp.float32))
+        return SACParams(
+            actor=actor, critic=critic, target_critic=critic, log_alpha=log_alpha,
+            actor_opt_state=self.actor_optimizer.init(actor),
+            critic_opt_state=self.critic_optimizer.init(critic),
+            temperature_opt_state=self.temperature_optimizer.init(log_alpha),
+        )
+
+    def _sample(self, actor_params: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = self.actor.apply(actor_params, obs)
+        return sample_tanh_gaussian(key, mean, log_std)
+
+    def explore(self, params: SACParams, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """A policy sample per observation: obs [N, obs_dim] -> [N, action_dim]."""
+        return self._sample(params.actor, obs, key)[0]
+
+    def greedy(self, params: SACParams, obs: jax.Array) -> jax.Array:
+        """tanh of the Gaussian's mean: obs [N, obs_dim] -> [N, action_dim]."""
+        return jnp.tanh(self.actor.apply(params.actor, obs)[0])
+
+    def q_value(self, params: SACParams, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """min_j Q_j(obs, action): [N]."""
+        return jnp.min(self.critic.apply(params.critic, obs, action), axis=0)
+
+    def critic_target(self, params: SACParams, batch: Transition, key: jax.Array) -> jax.Array:
+        """The soft TD target [B] of a batch, with a' ~ pi(s')."""
+        next_action, next_log_prob = self._sample(params.actor, batch.next_obs, key)
+        next_q = self.critic.apply(params.target_critic, batch.next_obs, next_action)
+        return soft_critic_target(batch.reward, batch.terminated, next_q, next_log_prob,
+                                  jnp.exp(params.log_alpha), self.config.gamma)
+
+    def td_error(self, params: SACParams, batch: Transition, key: jax.Array) -> jax.Array:
+        """min_j Q_j(s, a) - y: [B]."""
+        return self.q_value(params, batch.obs, batch.action) - self.critic_target(params, batch, key)
+
+    def gradient_step(self, params: SACParams, batch: Transition, key: jax.Array,
+                      step: jax.Array) -> tuple[SACParams, dict[str, jax.Array]]:
+        """Critic step, then actor and temperature steps on the updated critic, then the
+        target critics' Polyak update. `step` is unused (SAC updates every network every step)."""
+        del step
+        target_key, actor_key = jax.random.split(key)
+        target = self.critic_target(params, batch, target_key)
+
+        def critic_loss_fn(critic_params):
+            q = self.critic.apply(critic_params, batch.obs, batch.action)
+            return critic_regression_loss(q, target), q
+
+        (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
+        critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
+                                                   critic_grads)
+        alpha = jnp.exp(params.log_alpha)
+
+        def actor_loss_fn(actor_params):
+            action, log_prob = self._sample(actor_params, batch.obs, actor_key)
+            return sac_actor_loss(log_prob, self.critic.apply(critic, batch.obs, action), alpha), log_prob
+
+        (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
+        actor, actor_opt_state = apply_gradients(self.actor_optimizer, params.actor, params.actor_opt_state,
+                                                 actor_grads)
+        alpha_loss, log_alpha_grad = jax.value_and_grad(temperature_loss)(params.log_alpha, log_prob,
+                                                                          self.target_entropy)
+        log_alpha, temperature_opt_state = apply_gradients(self.temperature_optimizer, params.log_alpha,
+                                                           params.temperature_opt_state, log_alpha_grad)
+        new_params = SACParams(
+            actor=actor, critic=critic, target_critic=polyak_update(params.target_critic, critic, self.config.tau),
+            log_alpha=log_alpha, actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
+            temperature_opt_state=temperature_opt_state,
+        )
+        metrics = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "temperature_loss": alpha_loss,
+            "alpha": alpha,
+            "entropy": -log_prob.mean(),
+            "q_mean": q.mean(),
+            "critic_grad_norm": optax.global_norm(critic_grads),
+            "actor_grad_norm": optax.global_norm(actor_grads),
+        }
+        return new_params, metrics
+
+
+def make_sac(config: SACConfig, env: Env, mesh: Mesh | None = None) -> OffPolicyLearner:
+    """A SAC Learner on `env` (a single auto-resetting env from `jaxrl_suite.envs.make` with a
+    bounded Box action space). The config is validated and the replay buffer's memory checked
+    here, before anything compiles."""
+    config.validate()
+    return OffPolicyLearner(config, env, SACAgent(config, observation_dim(env), action_dim(env)), mesh)

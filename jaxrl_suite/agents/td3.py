@@ -1,0 +1,203 @@
+"""Twin Delayed DDPG: twin critics, target policy smoothing, delayed actor and target updates,
+Gaussian exploration noise (Fujimoto et al. 2018, arXiv 1802.09477).
+
+The collect/update cycle (replay, warm-up, UTD ratio, LEAST) is OffPolicyLearner's; this module
+holds TD3's config, losses and one gradient step:
+    critic   y = r + gamma (1 - terminated) min_j Q'_j(s', clip(mu'(s') + clip(eps, -c, c), -1, 1)),
+             eps ~ N(0, target_noise^2)
+    actor    -E[Q_1(s, mu(s))], with the target networks' Polyak update, every policy_delay steps
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import Mesh
+
+from jaxrl_suite.agents.off_policy import (
+    OffPolicyConfig,
+    OffPolicyLearner,
+    action_dim,
+    apply_gradients,
+    bootstrap_target,
+    critic_regression_loss,
+    make_optimizer,
+    observation_dim,
+    polyak_update,
+)
+from jaxrl_suite.early_stop import LeastConfig
+from jaxrl_suite.envs.core import Env
+from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, DeterministicActor
+from jaxrl_suite.replay import Transition
+from jaxrl_suite.runner.config import require
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3Config(OffPolicyConfig):
+    """TD3 hyperparameters (shared off-policy fields documented on OffPolicyConfig)."""
+
+    owner: ClassVar[str] = "td3"
+
+    exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to the actor's actions while collecting (actions in [-1, 1])."""
+    target_noise: float = 0.2
+    """Std of the target policy smoothing noise."""
+    target_noise_clip: float = 0.5
+    """The smoothing noise is clipped to [-target_noise_clip, target_noise_clip]."""
+    policy_delay: int = 2
+    """Critic steps per actor (and target network) step."""
+
+    def validate(self) -> TD3Config:
+        super().validate()
+        for field in ("exploration_noise", "target_noise", "target_noise_clip"):
+            require(getattr(self, field) >= 0, self.owner, field, getattr(self, field), "a std >= 0")
+        require(isinstance(self.policy_delay, int) and self.policy_delay >= 1, self.owner, "policy_delay",
+                self.policy_delay, "an integer >= 1")
+        return self
+
+
+GYMNAX_DEFAULTS = dict(
+    num_envs=4, utd_ratio=4, buffer_size=100_000, learning_starts=1_000, actor_learning_rate=1e-3,
+    critic_learning_rate=1e-3, least=LeastConfig(start_steps=5_000, noise_cap=0.3),
+)
+PHYSICS_DEFAULTS = dict(
+    num_envs=128, batch_size=512, utd_ratio=8, buffer_size=1_048_576, learning_starts=8_192,
+    actor_learning_rate=1e-3, critic_learning_rate=1e-3, critic_layer_norm=True, normalize_observations=True,
+    least=LeastConfig(start_steps=500_000, noise_cap=0.3),
+)
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {"gymnax": GYMNAX_DEFAULTS, "dmc": PHYSICS_DEFAULTS,
+                                              "brax": PHYSICS_DEFAULTS}
+
+
+def default_config(env_id: str, **overrides: Any) -> TD3Config:
+    """Per-family defaults, matching SAC's (see sac.default_config) with TD3's own noise settings."""
+    family = env_id.partition("/")[0]
+    return dataclasses.replace(TD3Config(**FAMILY_DEFAULTS.get(family, {})), **overrides)
+
+
+def smoothed_target_action(target_action: jax.Array, key: jax.Array, noise_std: float,
+                           noise_clip: float) -> jax.Array:
+    """clip(mu'(s') + clip(N(0, noise_std^2), -noise_clip, noise_clip), -1, 1): [B, action_dim]."""
+    noise = jnp.clip(noise_std * jax.random.normal(key, target_action.shape), -noise_clip, noise_clip)
+    return jnp.clip(target_action + noise, -1.0, 1.0)
+
+
+def td3_actor_loss(q: jax.Array) -> jax.Array:
+    """-mean Q_1(s, mu(s)); q [num_critics, B] -> [] (the first critic only, as in TD3)."""
+    chex.assert_rank(q, 2)
+    return -jnp.mean(q[0])
+
+
+@struct.dataclass
+class TD3Params:
+    """TD3's learned state: actor, critics, their targets and optimizer states."""
+
+    actor: Any
+    target_actor: Any
+    critic: Any
+    target_critic: Any
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+
+
+class TD3Agent:
+    """TD3's half of an OffPolicyLearner (see OffPolicyAgent)."""
+
+    def __init__(self, config: TD3Config, obs_dim: int, action_dim: int):
+        self.config = config
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        self.actor = DeterministicActor(action_dim, config.hidden_sizes, config.activation)
+        self.critic = CriticEnsemble(config.num_critics, config.hidden_sizes, config.activation,
+                                     config.critic_layer_norm)
+        self.actor_optimizer = make_optimizer(config.actor_learning_rate, config.max_grad_norm)
+        self.critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm)
+
+    def init(self, key: jax.Array) -> TD3Params:
+        actor_key, critic_key = jax.random.split(key)
+        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
+        actor = self.actor.init(actor_key, obs)
+        critic = self.critic.init(critic_key, obs, jnp.zeros((1, self.action_dim), jnp.float32))
+        return TD3Params(
+            actor=actor, target_actor=actor, critic=critic, target_critic=critic,
+            actor_opt_state=self.actor_optimizer.init(actor), critic_opt_state=self.critic_optimizer.init(critic),
+        )
+
+    def greedy(self, params: TD3Params, obs: jax.Array) -> jax.Array:
+        """mu(obs): [N, obs_dim] -> [N, action_dim]."""
+        return self.actor.apply(params.actor, obs)
+
+    def explore(self, params: TD3Params, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """clip(mu(obs) + N(0, exploration_noise^2), -1, 1): [N, action_dim]."""
+        action = self.greedy(params, obs)
+        return jnp.clip(action + self.config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+
+    def q_value(self, params: TD3Params, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """min_j Q_j(obs, action): [N]."""
+        return jnp.min(self.critic.apply(params.critic, obs, action), axis=0)
+
+    def critic_target(self, params: TD3Params, batch: Transition, key: jax.Array) -> jax.Array:
+        """TD3's clipped double-Q target [B] with target policy smoothing."""
+        next_action = smoothed_target_action(self.actor.apply(params.target_actor, batch.next_obs), key,
+                                             self.config.target_noise, self.config.target_noise_clip)
+        next_q = self.critic.apply(params.target_critic, batch.next_obs, next_action)
+        return bootstrap_target(batch.reward, batch.terminated, jnp.min(next_q, axis=0), self.config.gamma)
+
+    def td_error(self, params: TD3Params, batch: Transition, key: jax.Array) -> jax.Array:
+        """min_j Q_j(s, a) - y: [B]."""
+        return self.q_value(params, batch.obs, batch.action) - self.critic_target(params, batch, key)
+
+    def gradient_step(self, params: TD3Params, batch: Transition, key: jax.Array,
+                      step: jax.Array) -> tuple[TD3Params, dict[str, jax.Array]]:
+        """Critic step; on every policy_delay-th step (by the global gradient step count `step`)
+        also an actor step and the Polyak update of both target networks."""
+        config = self.config
+        target = self.critic_target(params, batch, key)
+
+        def critic_loss_fn(critic_params):
+            q = self.critic.apply(critic_params, batch.obs, batch.action)
+            return critic_regression_loss(q, target), q
+
+        (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
+        critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
+                                                   critic_grads)
+        params = params.replace(critic=critic, critic_opt_state=critic_opt_state)
+
+        def actor_and_targets(params: TD3Params) -> tuple[TD3Params, jax.Array]:
+            def actor_loss_fn(actor_params):
+                return td3_actor_loss(self.critic.apply(params.critic, batch.obs, self.actor.apply(actor_params,
+                                                                                                   batch.obs)))
+
+            actor_loss, actor_grads = jax.value_and_grad(actor_loss_fn)(params.actor)
+            actor, actor_opt_state = apply_gradients(self.actor_optimizer, params.actor, params.actor_opt_state,
+                                                     actor_grads)
+            return params.replace(
+                actor=actor, actor_opt_state=actor_opt_state,
+                target_actor=polyak_update(params.target_actor, actor, config.tau),
+                target_critic=polyak_update(params.target_critic, params.critic, config.tau),
+            ), actor_loss
+
+        def critic_only(params: TD3Params) -> tuple[TD3Params, jax.Array]:
+            return params, jnp.zeros((), jnp.float32)
+
+        params, actor_loss = jax.lax.cond(step % config.policy_delay == 0, actor_and_targets, critic_only, params)
+        metrics = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "q_mean": q.mean(),
+            "critic_grad_norm": optax.global_norm(critic_grads),
+        }
+        return params, metrics
+
+
+def make_td3(config: TD3Config, env: Env, mesh: Mesh | None = None) -> OffPolicyLearner:
+    """A TD3 Learner on `env` (bounded Box actions); config validated and replay memory checked
+    here, before anything compiles."""
+    config.validate()
+    return OffPolicyLearner(config, env, TD3Agent(config, observation_dim(env), action_dim(env)), mesh)

@@ -1,0 +1,73 @@
+"""Plasticity diagnostics: feature effective rank, empirical-NTK rank, weight norm, gradient kurtosis.
+
+Effective rank is srank (Kumar et al. 2021); the NTK is the gram of per-sample output
+gradients used by C-CHAIN (arXiv 2506.00592); all are pure functions usable under jit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+DEFAULT_RANK_DELTA = 0.01
+
+
+def spectrum_rank(nonnegative_spectrum: jax.Array, delta: float = DEFAULT_RANK_DELTA) -> jax.Array:
+    """Smallest k whose k largest values hold at least (1 - delta) of the total: [n] -> [] int32."""
+    chex.assert_rank(nonnegative_spectrum, 1)
+    descending = jnp.sort(nonnegative_spectrum)[::-1]
+    cumulative = jnp.cumsum(descending) / jnp.maximum(descending.sum(), 1e-12)
+    return (jnp.sum(cumulative < 1.0 - delta) + 1).astype(jnp.int32)
+
+
+def effective_rank(features: jax.Array, delta: float = DEFAULT_RANK_DELTA) -> jax.Array:
+    """srank of a feature matrix [num_samples, num_features] -> [] int32: the number of top
+    singular values holding (1 - delta) of their sum."""
+    chex.assert_rank(features, 2)
+    singular_values = jnp.linalg.svd(features.astype(jnp.float32), compute_uv=False)
+    return spectrum_rank(singular_values, delta)
+
+
+def ntk_gram(output_fn: Callable[[Any, jax.Array], jax.Array], params: Any, probe_inputs: jax.Array) -> jax.Array:
+    """Empirical NTK on a probe batch: K = J J^T with J the per-sample output gradients.
+
+    output_fn(params, inputs [N, ...]) -> [N, num_outputs]; returns [N * num_outputs, N * num_outputs].
+    """
+
+    def one_sample(sample: jax.Array) -> Any:
+        return jax.jacrev(lambda p: output_fn(p, sample[None])[0])(params)
+
+    jacobians = jax.vmap(one_sample)(probe_inputs)  # leaves [N, num_outputs, *param_shape]
+    num_samples = probe_inputs.shape[0]
+    flat = jnp.concatenate(
+        [leaf.reshape(num_samples * leaf.shape[1], -1) for leaf in jax.tree.leaves(jacobians)], axis=1
+    )
+    return flat @ flat.T
+
+
+def ntk_rank(
+    output_fn: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    probe_inputs: jax.Array,
+    delta: float = DEFAULT_RANK_DELTA,
+) -> jax.Array:
+    """Rank of the empirical NTK: eigenvalues of K needed for (1 - delta) of its trace. [] int32."""
+    eigenvalues = jnp.linalg.eigvalsh(ntk_gram(output_fn, params, probe_inputs))
+    return spectrum_rank(jnp.maximum(eigenvalues, 0.0), delta)
+
+
+def weight_norm(params: Any) -> jax.Array:
+    """[] L2 norm of all parameters together."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in jax.tree.leaves(params)))
+
+
+def gradient_kurtosis(grads: Any) -> jax.Array:
+    """[] kurtosis E[(g - mean)^4] / Var[g]^2 of all gradient entries pooled (3 for a Gaussian)."""
+    flat = jnp.concatenate([leaf.reshape(-1).astype(jnp.float32) for leaf in jax.tree.leaves(grads)])
+    centered = flat - flat.mean()
+    variance = jnp.mean(jnp.square(centered))
+    return jnp.mean(centered**4) / jnp.maximum(jnp.square(variance), 1e-30)

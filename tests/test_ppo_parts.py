@@ -1,0 +1,195 @@
+"""PPO pieces on tiny hand-made inputs: clipped surrogate, value clipping, entropy, the KL early
+stop, truncation bootstrapping in the batch, running normalizers and config validation."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_suite.agents.normalizer import (
+    init_return_scaler,
+    init_running_mean_std,
+    normalize,
+    scale_rewards,
+    update_return_scaler,
+    update_running_mean_std,
+)
+from jaxrl_suite.agents.ppo import (
+    Batch,
+    PPOConfig,
+    Trajectory,
+    clipped_surrogate_loss,
+    default_config,
+    explained_variance,
+    make_ppo,
+    value_loss,
+)
+from jaxrl_suite.envs import make
+
+TINY = PPOConfig(num_envs=2, rollout_length=8, num_minibatches=2, num_epochs=2, hidden_sizes=(8,),
+                 num_eval_envs=2, total_steps=64)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return make("gymnax/CartPole-v1")
+
+
+def test_clipped_surrogate_by_hand():
+    ratio = jnp.array([0.5, 1.0, 1.5, 1.5])
+    advantage = jnp.array([1.0, -1.0, 1.0, -1.0])
+    # per sample min(r A, clip(r, 0.8, 1.2) A): 0.5, -1.0, 1.2, -1.5 -> mean -0.2
+    np.testing.assert_allclose(clipped_surrogate_loss(ratio, advantage, 0.2), 0.2, rtol=1e-6)
+    # Gradient flows only where the unclipped term is the minimum: d/dr = -A / 4 there, 0 else.
+    grad = jax.grad(clipped_surrogate_loss)(ratio, advantage, 0.2)
+    np.testing.assert_allclose(grad, [-0.25, 0.25, 0.0, 0.25], rtol=1e-6)
+
+
+def test_value_loss_with_and_without_clipping():
+    value, old_value, target = jnp.array([1.0, 3.0]), jnp.array([0.0, 2.0]), jnp.array([2.0, 2.0])
+    np.testing.assert_allclose(value_loss(value, old_value, target, None), 0.5, rtol=1e-6)
+    # clipped predictions 0.5 and 2.5: max((1-2)^2, (0.5-2)^2) = 2.25, max(1, 0.25) = 1
+    np.testing.assert_allclose(value_loss(value, old_value, target, 0.5), 0.5 * (2.25 + 1.0) / 2, rtol=1e-6)
+
+
+def test_explained_variance():
+    target = jnp.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(explained_variance(target, target), 1.0)
+    np.testing.assert_allclose(explained_variance(jnp.full(4, 2.5), target), 0.0, atol=1e-6)
+    np.testing.assert_allclose(explained_variance(target, jnp.ones(4)), 0.0)
+
+
+def test_ppo_loss_combines_pieces_with_entropy(cartpole):
+    config = dataclasses.replace(TINY, entropy_coef=0.1, value_coef=0.5, normalize_advantages=False)
+    learner = make_ppo(config, cartpole)
+    params = learner.network.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (6, 4))
+    policy, value = learner.network.apply(params, obs)
+    actions = jnp.array([0, 1, 0, 1, 1, 0])
+    minibatch = Batch(obs=obs, raw_action=actions, old_log_prob=policy.log_prob(actions) - 0.1,
+                      old_value=value, advantage=jnp.linspace(-1.0, 1.0, 6), target_return=value + 1.0)
+    loss, metrics = learner.ppo_loss(params, init_running_mean_std((4,)), minibatch)
+    probs = jax.nn.softmax(policy.logits)
+    entropy = -(probs * jnp.log(probs)).sum(-1).mean()
+    np.testing.assert_allclose(metrics["entropy"], entropy, rtol=1e-5)
+    np.testing.assert_allclose(metrics["value_loss"], 0.5, rtol=1e-5)
+    ratio = jnp.exp(0.1)
+    np.testing.assert_allclose(metrics["clip_fraction"], 0.0)
+    np.testing.assert_allclose(metrics["policy_loss"], -(ratio * minibatch.advantage).mean(), atol=1e-6)
+    np.testing.assert_allclose(metrics["approx_kl"], (ratio - 1.0) - 0.1, rtol=1e-4)
+    np.testing.assert_allclose(
+        loss, metrics["policy_loss"] + 0.5 * 0.5 - 0.1 * entropy, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_gaussian_entropy_in_loss():
+    env = make("gymnax/Pendulum-v1")
+    learner = make_ppo(dataclasses.replace(TINY, init_log_std=-0.5), env)
+    params = learner.network.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+    policy, _ = learner.network.apply(params, jnp.zeros((3, 3)))
+    # one action dim: 0.5 * log(2 pi e sigma^2) with log sigma = -0.5
+    np.testing.assert_allclose(policy.entropy(), 0.5 * np.log(2 * np.pi * np.e) - 0.5, rtol=1e-5)
+
+
+def test_truncated_step_bootstraps_from_final_obs(cartpole):
+    config = dataclasses.replace(TINY, num_envs=1, rollout_length=2, num_minibatches=1, gamma=0.9,
+                                 gae_lambda=1.0)
+    learner = make_ppo(config, cartpole)
+    params = learner.network.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    stats = init_running_mean_std((4,))
+    obs = jax.random.normal(jax.random.PRNGKey(2), (2, 1, 4))  # [T=2, N=1, 4]
+    final_obs = jax.random.normal(jax.random.PRNGKey(3), (2, 1, 4))
+    values = learner._value(params, stats, obs)
+    trajectory = Trajectory(
+        obs=obs, raw_action=jnp.zeros((2, 1), jnp.int32), log_prob=jnp.zeros((2, 1)), value=values,
+        reward=jnp.ones((2, 1)), terminated=jnp.zeros((2, 1), bool),
+        done=jnp.array([[True], [False]]),  # step 0 truncated, step 1 ends the rollout
+        final_obs=final_obs,
+    )
+    batch, _ = learner.make_batch(params, stats, trajectory)
+    next_values = learner._value(params, stats, final_obs)[:, 0]
+    expected = 1.0 + 0.9 * next_values - values[:, 0]  # each step bootstraps from its own final obs
+    np.testing.assert_allclose(batch.advantage, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_kl_early_stop_masks_remaining_minibatches(cartpole):
+    stopping = make_ppo(dataclasses.replace(TINY, target_kl=1e-12), cartpole)
+    state = jax.jit(stopping.init)(jax.random.PRNGKey(0))
+    new_state, metrics = jax.jit(stopping.update)(state)
+    # The first step starts from the rollout policy (KL = 0) and is applied; the second
+    # minibatch sees KL > 0 and it and everything after it are skipped.
+    np.testing.assert_allclose(metrics["update_fraction"], 1.0 / (TINY.num_epochs * TINY.num_minibatches))
+    assert int(new_state.opt_state[1].count) == 1  # Adam's step count: one applied step
+
+
+def test_running_mean_std_matches_numpy():
+    data = np.random.default_rng(0).normal(3.0, 2.0, size=(3, 50, 2)).astype(np.float32)
+    stats = init_running_mean_std((2,))
+    np.testing.assert_array_equal(normalize(stats, jnp.asarray(data[0])), np.clip(data[0], -10, 10))
+    for chunk in data:
+        stats = update_running_mean_std(stats, jnp.asarray(chunk))
+    flat = data.reshape(-1, 2)
+    np.testing.assert_allclose(stats.mean, flat.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats.variance, flat.var(0), rtol=1e-4)
+    np.testing.assert_allclose(stats.count, 150)
+    normalized = normalize(stats, jnp.asarray(flat))
+    np.testing.assert_allclose(normalized.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(normalized.std(0), 1.0, rtol=1e-3)
+
+
+def test_return_scaler_tracks_discounted_returns():
+    scaler = init_return_scaler(1)
+    rewards = jnp.array([[1.0], [1.0], [1.0]])
+    done = jnp.array([[False], [True], [False]])
+    scaler = update_return_scaler(scaler, rewards, done, gamma=0.5)
+    # returns 1, 1.5 (episode ends, restart), 1
+    np.testing.assert_allclose(scaler.discounted_return, [1.0])
+    np.testing.assert_allclose(scaler.stats.mean, 3.5 / 3, rtol=1e-6)
+    std = np.std([1.0, 1.5, 1.0])
+    np.testing.assert_allclose(scale_rewards(scaler, jnp.array([2.0])), [2.0 / std], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(num_minibatches=3), r"ppo.num_minibatches=3: expected a divisor of num_envs \* rollout_length = 16"),
+        (dict(num_envs=0), r"ppo.num_envs=0: expected an integer >= 1"),
+        (dict(gamma=1.5), r"ppo.gamma=1.5: expected a discount in \(0, 1\]"),
+        (dict(gae_lambda=-0.1), r"ppo.gae_lambda=-0.1: expected a number in \[0, 1\]"),
+        (dict(learning_rate=0.0), r"ppo.learning_rate=0.0: expected a number > 0"),
+        (dict(target_kl=-1.0), r"ppo.target_kl=-1.0: expected a number > 0, or None to disable"),
+        (dict(activation="swoosh"), r"ppo.activation='swoosh': expected one of \['elu', 'gelu'"),
+        (dict(action_squash="sigmoid"), r"ppo.action_squash='sigmoid': expected one of \['clip'"),
+        (dict(hidden_sizes=(64, 0)), r"ppo.hidden_sizes=\(64, 0\): expected a tuple of positive integers"),
+        (dict(shared_trunk=True, critic_hidden_sizes=(8,)), r"critic_hidden_sizes=\(8,\): expected None when shared_trunk"),
+    ],
+)
+def test_config_validation_names_field_value_and_valid_range(change, message, cartpole):
+    config = dataclasses.replace(TINY, **change)
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+    with pytest.raises(ValueError, match=message):  # before anything is built or compiled
+        make_ppo(config, cartpole)
+
+
+def test_default_configs_are_valid_per_family():
+    for env_id in ("gymnax/CartPole-v1", "gymnax/Pendulum-v1", "gymnax/Breakout-MinAtar",
+                   "dmc/CartpoleBalance", "brax/ant"):
+        default_config(env_id).validate()
+    assert default_config("gymnax/Breakout-MinAtar").conv_channels == (16,)
+    assert default_config("gymnax/MountainCarContinuous-v0").normalize_rewards
+    assert default_config("dmc/CheetahRun").normalize_observations
+    assert default_config("gymnax/CartPole-v1", num_envs=8).num_envs == 8
+
+
+def test_evaluate_is_deterministic_and_bounded(cartpole):
+    learner = make_ppo(TINY, cartpole)
+    state = jax.jit(learner.init)(jax.random.PRNGKey(0))
+    evaluate = jax.jit(learner.evaluate)
+    first, second = evaluate(state, jax.random.PRNGKey(5)), evaluate(state, jax.random.PRNGKey(5))
+    chex.assert_trees_all_equal(first, second)
+    assert 1.0 <= float(first["eval_return"]) <= 500.0
+    assert float(first["eval_finished_fraction"]) == 1.0
