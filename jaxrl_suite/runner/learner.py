@@ -29,6 +29,8 @@ class Learner(Protocol):
     update(state):          one learner update, pure and jittable: (state, metrics).
     evaluate(state, key):   deterministic-policy evaluation on separate env instances:
                             {"eval_return": [] float32, ...}. Pure and jittable.
+    check_memory(n):        optional; raises ValueError before compiling when n seeds' state
+                            (e.g. replay buffers) cannot fit in memory.
     """
 
     config: Any

@@ -136,6 +136,9 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     run.validate()
     run_dir = pathlib.Path(run_dir)
     schedule = Schedule.build(run, learner.env_steps_per_update)
+    check_memory = getattr(learner, "check_memory", None)
+    if check_memory is not None:  # replay buffers: refuse what cannot fit, before compiling
+        check_memory(len(member_seeds) if member_seeds is not None else run.num_seeds)
     prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints)
 
