@@ -488,7 +488,10 @@ class PPO:
     def ppo_loss(
         self, params: Any, obs_stats: RunningMeanStd, minibatch: Batch
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Clipped surrogate + value_coef * value loss - entropy_coef * entropy on [minibatch_size]."""
+        """Clipped surrogate + value_coef * value loss - entropy_coef * entropy on [minibatch_size].
+
+        Log-probabilities and entropy are those of the raw (pre-clip/squash) action distribution.
+        """
         config = self.config
         policy, value = self._policy_and_value(params, obs_stats, minibatch.obs)
         log_ratio = policy.log_prob(minibatch.raw_action) - minibatch.old_log_prob

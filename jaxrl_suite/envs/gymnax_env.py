@@ -60,7 +60,12 @@ class GymnaxEnv(Env):
         if name not in gymnax.registered_envs:
             raise ValueError(f"unknown gymnax env {name!r}; valid: {sorted(gymnax.registered_envs)}")
         self.env_id = f"{FAMILY}/{name}"
-        self._env, self._params = gymnax.make(name, **env_kwargs)
+        try:
+            self._env, self._params = gymnax.make(name, **env_kwargs)
+        except OSError as error:  # e.g. MNISTBandit downloads its data set on construction
+            raise RuntimeError(
+                f"{self.env_id} could not be built: gymnax failed to fetch its data ({error})"
+            ) from error
         self.max_episode_steps = int(self._params.max_steps_in_episode)
 
         action_space = self._env.action_space(self._params)

@@ -1,0 +1,74 @@
+"""Fast checks of the PPO data-scaling study: diagnostic helpers on tiny inputs and preset consistency.
+
+No training: known answers (rank of a diagonal matrix, ESS of equal weights) and grid invariants.
+"""
+
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ppo_data_scaling.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("ppo_data_scaling", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_effective_rank_of_diagonal_features(study):
+    assert int(study.effective_rank(jnp.diag(jnp.ones(6)))) == 6
+    assert int(study.effective_rank(jnp.diag(jnp.array([1.0, 1.0, 0.0, 0.0])))) == 2
+
+
+def test_normalized_ess_known_values(study):
+    np.testing.assert_allclose(study.normalized_ess(jnp.zeros(8)), 1.0, rtol=1e-6)
+    one_hot = jnp.log(jnp.array([1.0, 1e-30, 1e-30, 1e-30]))
+    np.testing.assert_allclose(study.normalized_ess(one_hot), 0.25, rtol=1e-5)
+    two_equal = jnp.log(jnp.array([2.0, 2.0, 1e-30, 1e-30]))
+    np.testing.assert_allclose(study.normalized_ess(two_equal), 0.5, rtol=1e-5)
+
+
+def test_weight_norm_and_kurtosis(study):
+    params = {"a": jnp.array([3.0]), "b": {"c": jnp.array([4.0])}}
+    np.testing.assert_allclose(study.weight_norm(params), 5.0, rtol=1e-6)
+    # Symmetric two-point distribution: kurtosis exactly 1; Gaussian samples: about 3.
+    np.testing.assert_allclose(study.gradient_kurtosis({"g": jnp.array([1.0, -1.0, 1.0, -1.0])}), 1.0, rtol=1e-6)
+    gaussian = jax.random.normal(jax.random.PRNGKey(0), (200_000,))
+    assert abs(float(study.gradient_kurtosis({"g": gaussian})) - 3.0) < 0.1
+
+
+def test_diagnostics_on_tiny_ppo_state(study):
+    env_id = "gymnax/CartPole-v1"
+    setting = study.Setting(num_envs=4, rollout_length=8)
+    learner = study.make_ppo(study.ppo_config(env_id, setting, total_steps=64), study.make(env_id))
+    state = jax.vmap(learner.init)(jax.random.split(jax.random.PRNGKey(0), 2))
+    values = study.diagnose_seeds(learner, state, probe_size=16, seed=0)
+    assert set(values) == set(study.DIAGNOSTICS)
+    for name, per_seed in values.items():
+        assert len(per_seed) == 2 and np.all(np.isfinite(per_seed)), name
+    assert all(0.0 < v <= 1.0 for v in values["ess"])
+    assert all(0.0 <= v <= 1.0 for v in values["dormant_ratio"])
+    assert all(1.0 <= v <= 64.0 for v in values["feature_rank"])
+
+
+@pytest.mark.parametrize("preset_name", ["cpu", "gpu", "smoke"])
+def test_presets_are_consistent(study, preset_name):
+    preset = study.PRESETS[preset_name]
+    groups = preset.groups
+    assert len({s.batch_size for s in groups["fixed_batch"]}) == 1
+    assert len({s.num_envs for s in groups["fixed_batch"]}) == len(groups["fixed_batch"])
+    assert len({s.rollout_length for s in groups["num_envs"]}) == 1
+    assert {s.epoch_multiplier for s in groups["epochs"]} == {1, 2, 4}
+    assert {s.shared_trunk for s in groups["trunk"]} == {False, True}
+    for env_id in preset.env_ids:
+        for setting in study.unique_settings(groups):
+            config = study.ppo_config(env_id, setting, preset.total_steps)
+            assert config.batch_size == setting.batch_size
+            assert preset.total_steps >= config.batch_size, (env_id, setting.name)
