@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.common import confidence_interval  # noqa: E402
 from jaxrl_suite.agents.ppo import PPO, default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs.registry import make  # noqa: E402
 from jaxrl_suite.plasticity import (  # noqa: E402
@@ -37,9 +38,7 @@ from jaxrl_suite.plasticity import (  # noqa: E402
     weight_norm,
 )
 from jaxrl_suite.plasticity.config import PlasticityConfig  # noqa: E402
-from jaxrl_suite.runner import RunConfig, plot_runs, read_metrics, train  # noqa: E402
-
-from experiments.common import confidence_interval  # noqa: E402
+from jaxrl_suite.runner import RunConfig, plot_runs, train  # noqa: E402
 
 DORMANT_THRESHOLD = PlasticityConfig().diagnostic_threshold
 DIAGNOSTICS = ("feature_rank", "dormant_ratio", "weight_norm", "gradient_kurtosis", "entropy", "ess")
@@ -75,6 +74,17 @@ def study_groups(small: int, mid: int, large: int, fixed_length: int) -> dict[st
     }
 
 
+def smoke_groups() -> dict[str, list[Setting]]:
+    """A two-point version of every axis, sharing settings so that only 6 programs compile."""
+    small, large = Setting(8, 16), Setting(32, 16)
+    return {
+        "fixed_batch": [Setting(8, 64), large],
+        "num_envs": [small, large],
+        "epochs": [large, Setting(32, 16, 2), Setting(32, 16, 4)],
+        "trunk": [large, Setting(32, 16, 1, True)],
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """One scale of the study: envs, budget per setting, seeds, and the settings grid."""
@@ -96,8 +106,9 @@ PRESETS = {
                    "gymnax/Freeway-MinAtar", "dmc/CartpoleBalance", "dmc/CheetahRun"),
                   total_steps=10_000_000, num_seeds=5, groups=study_groups(8, 32, 128, 128),
                   probe_size=1024, log_points=50),
+    # Every axis with one compile per distinct setting (6), one env, a few updates each.
     "smoke": Preset(("gymnax/Breakout-MinAtar",), total_steps=8192, num_seeds=2,
-                    groups=study_groups(8, 32, 128, 32), probe_size=128, log_points=2),
+                    groups=smoke_groups(), probe_size=128, log_points=2),
 }
 
 
@@ -221,11 +232,12 @@ def write_table(records: list[dict[str, Any]], path: pathlib.Path) -> None:
 def plot_diagnostics_vs_envs(records: list[dict[str, Any]], settings: list[Setting], path: pathlib.Path) -> None:
     """One panel per diagnostic: mean over seeds vs num_envs (the num_envs axis), one line per env."""
     figure, axes = plt.subplots(2, 3, figsize=(12, 6.5))
-    for axis, name in zip(axes.ravel(), DIAGNOSTICS):
+    for axis, name in zip(axes.ravel(), DIAGNOSTICS, strict=True):
         for env_id in dict.fromkeys(r["env_id"] for r in records):
             points = sorted((r["setting"]["num_envs"], np.nanmean(r["diagnostics"][name])) for r in records
                             if r["env_id"] == env_id and Setting(**r["setting"]) in settings)
-            axis.plot(*zip(*points), marker="o", label=env_id.split("/")[-1]) if points else None
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", label=env_id.split("/")[-1])
         axis.set_xscale("log", base=2)
         axis.set_xlabel("num envs (fixed rollout length)")
         axis.set_title(name.replace("_", " "))

@@ -21,6 +21,7 @@ commands:
   eval DIR [--seed N]               run the saved policy of a run directory deterministically
   plot DIR [DIR ...] [--output PNG] learning curves (mean and spread over seeds)
   envs [--family F]                 list environment ids with observation and action specs
+  lm train|eval|generate|models     Forgetting Transformer language models (jaxrl lm --help)
 """
 
 
@@ -38,7 +39,7 @@ def train_command(argv: Sequence[str]) -> int:
         print(f"usage: jaxrl train ALGO --env ENV_ID [flags]   (ALGO: {_algorithms()})", file=sys.stderr)
         return 2
     name, rest = argv[0], list(argv[1:])
-    algorithm = algorithms.get_algorithm(name)
+    algorithms.get_algorithm(name)  # unknown names fail here with the valid ones listed
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default="gymnax/CartPole-v1")
     pre.add_argument("--resume", default="")
@@ -168,6 +169,12 @@ def envs_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def lm_command(argv: Sequence[str]) -> int:
+    from jaxrl_suite.lm.cli import lm_main
+
+    return lm_main(list(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -175,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     handlers = {"train": train_command, "sweep": sweep_command, "eval": eval_command, "plot": plot_command,
-                "envs": envs_command}
+                "envs": envs_command, "lm": lm_command}
     if command not in handlers:
         print(f"unknown command {command!r}; valid: {', '.join(handlers)}\n", file=sys.stderr)
         print(USAGE.format(algos=_algorithms()), file=sys.stderr)

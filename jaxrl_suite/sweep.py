@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import itertools
 import json
 import pathlib
@@ -114,7 +115,7 @@ def plan(grid: dict[str, list[Any]], traced_fields: Sequence[str]) -> list[Progr
     static_names = [n for n in names if n not in traced_fields]
     programs: dict[tuple, Program] = {}
     for values in itertools.product(*(grid[n] for n in names)):
-        setting = dict(zip(names, values))
+        setting = dict(zip(names, values, strict=True))
         key = tuple(setting[n] for n in static_names)
         if key not in programs:
             programs[key] = Program({n: setting[n] for n in static_names}, [])
@@ -154,7 +155,7 @@ def run_sweep(algo: str, env_id: str, base_config: Any, grid: dict[str, list[Any
         program_run = dataclasses.replace(run, num_seeds=len(seeds))
         result = train(learner, program_run, out_dir / program.name, algo=algo, env_id=env_id,
                        overwrite=overwrite, member_seeds=seeds,
-                       init_members=lambda keys, h=hyperparameters: learner.init_members(h, keys))
+                       init_members=functools.partial(learner.init_members, hyperparameters))
         for index, setting in enumerate(program.settings):
             members = slice(index * run.num_seeds, (index + 1) * run.num_seeds)
             setting_config = dataclasses.replace(config, **setting)

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from jaxrl_suite.runner import (
-    CheckpointError, Checkpointer, RunConfig, RunDirectoryError, init_seeds, read_metrics, train,
+    Checkpointer,
+    CheckpointError,
+    RunConfig,
+    RunDirectoryError,
+    init_seeds,
+    read_metrics,
+    train,
 )
 from tests.toy_learner import ToyLearner
 

@@ -46,7 +46,14 @@ from jaxrl_suite.plasticity import (
     restart_on_task_switch,
     weight_norm,
 )
-from jaxrl_suite.replay import ReplayBuffer, Transition, add_batch, check_replay_fits, init_replay, sample_batch
+from jaxrl_suite.replay import (
+    ReplayBuffer,
+    Transition,
+    add_batch,
+    check_replay_fits,
+    init_replay,
+    sample_batch,
+)
 from jaxrl_suite.runner.config import require
 
 TD_LOSSES = ("huber", "mse")
@@ -117,7 +124,7 @@ class DQNConfig:
         if isinstance(self.churn, dict):
             object.__setattr__(self, "churn", ChurnConfig(**self.churn))
 
-    def validate(self) -> "DQNConfig":
+    def validate(self) -> DQNConfig:
         """Raises ValueError naming the first invalid field, its value and what is valid."""
         owner = self.owner
         for field in ("num_envs", "gradient_steps_per_update", "buffer_size", "batch_size", "target_update_period",

@@ -59,7 +59,7 @@ class Env:
         raise NotImplementedError
 
     @property
-    def unwrapped(self) -> "Env":
+    def unwrapped(self) -> Env:
         return self
 
     def __repr__(self) -> str:

@@ -57,7 +57,7 @@ class PlasticityConfig:
             return self.threshold
         return DEFAULT_THRESHOLDS.get(self.method, 0.0)
 
-    def validate(self, owner: str = "plasticity") -> "PlasticityConfig":
+    def validate(self, owner: str = "plasticity") -> PlasticityConfig:
         require(self.method in PLASTICITY_METHODS, owner, "method", self.method, f"one of {PLASTICITY_METHODS}")
         require(self.score in GRAMA_SCORES, owner, "score", self.score, f"one of {GRAMA_SCORES}")
         require(isinstance(self.period, int) and self.period >= 1, owner, "period", self.period, "an integer >= 1")
@@ -98,7 +98,7 @@ class ChurnConfig:
     def enabled(self) -> bool:
         return self.method != "none"
 
-    def validate(self, owner: str = "churn") -> "ChurnConfig":
+    def validate(self, owner: str = "churn") -> ChurnConfig:
         require(self.method in CHURN_METHODS, owner, "method", self.method, f"one of {CHURN_METHODS}")
         for name in ("initial_coefficient", "kappa", "min_coefficient", "value_coefficient", "policy_coefficient"):
             require(getattr(self, name) >= 0, owner, name, getattr(self, name), "a float >= 0")

@@ -35,6 +35,7 @@ from jaxrl_suite.plasticity.scores import (
     select_units,
 )
 
+
 class _NothingRecorded:
     def capture(self) -> None:
         return None

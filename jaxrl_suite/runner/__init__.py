@@ -3,7 +3,7 @@
 Learners plug in through the `Learner` protocol; see docs/architecture.md.
 """
 
-from jaxrl_suite.runner.checkpoints import CheckpointError, Checkpointer
+from jaxrl_suite.runner.checkpoints import Checkpointer, CheckpointError
 from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn, reduce_chunk_metrics, scan_updates
 from jaxrl_suite.runner.config import RunConfig, require
 from jaxrl_suite.runner.learner import Learner

@@ -31,7 +31,7 @@ class RunConfig:
     progress: bool = True
     """Show a progress bar (terminal) or periodic lines (otherwise)."""
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         require(self.total_steps > 0, "run", "total_steps", self.total_steps, "a positive number of env steps")
         require(self.num_seeds >= 1, "run", "num_seeds", self.num_seeds, "an integer >= 1")
         require(self.seed >= 0, "run", "seed", self.seed, "an integer >= 0")

@@ -47,7 +47,7 @@ class Schedule:
     checkpoint_every_chunks: int
 
     @classmethod
-    def build(cls, run: RunConfig, env_steps_per_update: int) -> "Schedule":
+    def build(cls, run: RunConfig, env_steps_per_update: int) -> Schedule:
         total_updates = run.total_steps // env_steps_per_update
         if total_updates < 1:
             raise ValueError(

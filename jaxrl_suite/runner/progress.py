@@ -36,7 +36,8 @@ class Progress:
         self.unit, self.metric, self.metric_label, self.rate_key = unit, metric, metric_label, rate_key
         self.metric_digits = metric_digits
         if enabled and self.stream.isatty():
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
                 TextColumn(f"[bold]{{task.completed:,.0f}}/{{task.total:,.0f}} {unit}"),
