@@ -85,9 +85,9 @@ def direct_gymnax(name: str, batch: int) -> Rollout:
 def direct_brax(name: str, batch: int, options: dict[str, Any]) -> Rollout:
     from brax import envs
 
-    from jaxrl_suite.envs.brax_env import DEFAULT_BACKEND, MAX_EPISODE_STEPS
+    from jaxrl_suite.envs.brax_env import MAX_EPISODE_STEPS, default_backend
 
-    env = envs.get_environment(name, backend=options.get("backend", DEFAULT_BACKEND))
+    env = envs.get_environment(name, backend=options.get("backend") or default_backend(name))
     return _brax_training_rollout(envs.training.wrap(env, episode_length=MAX_EPISODE_STEPS), batch)
 
 

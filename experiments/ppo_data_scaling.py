@@ -1,7 +1,6 @@
 """PPO data-collection study (arXiv 2506.03404): envs x rollout length, epochs and trunk sharing.
 
-Trains each setting's seeds as one vmapped run, then logs return curves and plasticity diagnostics.
-Run: python experiments/ppo_data_scaling.py --preset cpu --out runs/ppo_data_scaling [--smoke]
+Each setting's seeds train as one vmapped run; return curves and plasticity diagnostics follow (docs/ppo_data_scaling.md).
 """
 
 from __future__ import annotations

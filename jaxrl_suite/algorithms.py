@@ -80,6 +80,4 @@ def make_learner(name: str, config: Any, env_id: str, mesh: Any = None) -> Any:
     validate: Callable[[], Any] | None = getattr(config, "validate", None)
     if validate is not None:
         validate()
-    # A conv torso reads [H, W, C] images; gymnax envs are flattened unless asked not to be.
-    image_options = {"flatten_obs": False} if getattr(config, "conv_channels", ()) and env_id.startswith("gymnax/") else {}
-    return get_algorithm(name).load("make_learner")(config, make(env_id, **image_options), mesh=mesh)
+    return get_algorithm(name).load("make_learner")(config, make(env_id), mesh=mesh)

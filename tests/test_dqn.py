@@ -35,8 +35,8 @@ def test_config_errors_name_field_value_and_valid_values():
         default_config(CARTPOLE, td_loss="l1").validate()
     with pytest.raises(ValueError, match=r"dqn.plasticity.method='redu'"):
         default_config(CARTPOLE, plasticity=PlasticityConfig(method="redu")).validate()
-    with pytest.raises(ValueError, match="conv torso needs"):
-        make_dqn(default_config("gymnax/Breakout-MinAtar"), make("gymnax/Breakout-MinAtar"))
+    with pytest.raises(ValueError, match=r"dqn.conv_input_shape=\(\)"):
+        make_dqn(default_config("gymnax/Breakout-MinAtar", conv_input_shape=()), make("gymnax/Breakout-MinAtar"))
     rebuilt = dataclasses.replace(default_config(CARTPOLE), plasticity={"method": "redo"}, churn={"method": "cchain"})
     assert rebuilt.plasticity == PlasticityConfig(method="redo") and rebuilt.churn.method == "cchain"
 
@@ -47,7 +47,7 @@ def test_regrama_and_cchain_run_inside_the_compiled_update():
         conv_channels=(4,), plasticity=PlasticityConfig(method="regrama", period=2, threshold=0.5, max_reset_fraction=0.5),
         churn=ChurnConfig(method="cchain", warmup=1),
     )
-    learner = make_dqn(config, make("gymnax/Breakout-MinAtar", flatten_obs=False))
+    learner = make_dqn(config, make("gymnax/Breakout-MinAtar"))  # flat [400] observations, reshaped
     state = init_seeds(learner, 0, 1)
     state, metrics = make_chunk_fn(learner, 6)(state)
     # learning starts at update 2 (8 env steps stored): 5 learning updates of 2 gradient steps

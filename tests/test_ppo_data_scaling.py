@@ -5,6 +5,7 @@ No training: known answers (rank of a diagonal matrix, ESS of equal weights) and
 
 import importlib.util
 import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +19,10 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ppo_data
 def study():
     spec = importlib.util.spec_from_file_location("ppo_data_scaling", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop(spec.name, None)
 
 
 def test_effective_rank_of_diagonal_features(study):

@@ -107,6 +107,8 @@ class DQNConfig:
     """LayerNorm after each hidden Dense layer."""
     conv_channels: tuple[int, ...] = ()
     """Channels of 3x3 conv layers for image observations [H, W, C] (empty: MLP only)."""
+    conv_input_shape: tuple[int, ...] = ()
+    """[height, width, channels] to reshape flat observations to before the conv (-1 infers one; empty: as given)."""
     num_eval_envs: int = 10
     """Environments (one episode each) in every greedy evaluation."""
     eval_max_steps: int = 1000
@@ -149,6 +151,11 @@ class DQNConfig:
         for field in ("hidden_sizes", "conv_channels"):
             require(all(isinstance(w, int) and w >= 1 for w in getattr(self, field)), owner, field,
                     getattr(self, field), "a tuple of positive integers")
+        require(not self.conv_input_shape or (
+            len(self.conv_input_shape) == 3 and bool(self.conv_channels) and list(self.conv_input_shape).count(-1) <= 1
+            and all(isinstance(d, int) and (d >= 1 or d == -1) for d in self.conv_input_shape)
+        ), owner, "conv_input_shape", self.conv_input_shape,
+            "empty, or (height, width, channels) of positive ints with at most one -1, with conv_channels set")
         require(len(self.hidden_sizes) >= 1 or len(self.conv_channels) >= 1, owner, "hidden_sizes",
                 self.hidden_sizes, "at least one hidden layer (or conv_channels)")
         require(self.activation in ACTIVATIONS, owner, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
@@ -162,7 +169,7 @@ class DQNConfig:
 MINATAR_DEFAULTS = dict(
     num_envs=8, gradient_steps_per_update=2, buffer_size=100_000, batch_size=32, learning_starts=5_000,
     learning_rate=2.5e-4, adam_eps=1.5e-4, target_update_period=1_000, epsilon_end=0.01,
-    epsilon_decay_steps=100_000, conv_channels=(16,), hidden_sizes=(128,),
+    epsilon_decay_steps=100_000, conv_channels=(16,), conv_input_shape=(10, 10, -1), hidden_sizes=(128,),
 )
 
 
@@ -173,7 +180,7 @@ def default_config(env_id: str, **overrides: Any) -> DQNConfig:
     steps, batch 128, 120-84 MLP) with a faster schedule checked in tests: lr 1e-3, target copy
     every 100 gradient steps, epsilon 1 -> 0.05 over 10k steps. gymnax MinAtar: the MinAtar DQN
     network (16 3x3 filters, 128 units), batch 32, 100k replay, one gradient step per 4 env
-    steps, lr 2.5e-4 (not tuned here).
+    steps, lr 2.5e-4 (not tuned here); flat observations are reshaped to [10, 10, C].
     """
     family, _, name = env_id.partition("/")
     fields = MINATAR_DEFAULTS if family == "gymnax" and name.endswith("MinAtar") else {}
@@ -189,11 +196,12 @@ class DiscreteQNetwork(nn.Module):
     layer_norm: bool = False
     conv_channels: Sequence[int] = ()
     observation_ndim: int = 1
+    image_shape: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         features = Trunk(tuple(self.hidden_sizes), self.activation, self.layer_norm, False,
-                         tuple(self.conv_channels), self.observation_ndim)(obs)
+                         tuple(self.conv_channels), self.observation_ndim, tuple(self.image_shape))(obs)
         return orthogonal_dense(self.num_actions, 1.0, name="q_values")(features)
 
 
@@ -261,15 +269,14 @@ class DQN:
         self.max_episode_steps = env.max_episode_steps or config.eval_max_steps
         obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
         self.observation_shape = tuple(obs.shape)
-        if config.conv_channels and len(self.observation_shape) != 3:
+        if config.conv_channels and len(self.observation_shape) != 3 and not config.conv_input_shape:
             raise ValueError(
-                f"invalid dqn.conv_channels={config.conv_channels}: a conv torso needs [H, W, C] observations, "
-                f"and {env.env_id!r} gives shape {self.observation_shape} (gymnax MinAtar: make the env with "
-                "flatten_obs=False)"
+                f"invalid dqn.conv_input_shape=(): {env.env_id!r} gives observations of shape "
+                f"{self.observation_shape}, so the conv torso needs (height, width, channels) to reshape them to"
             )
         self.network = DiscreteQNetwork(
             self.num_actions, config.hidden_sizes, config.activation, config.layer_norm, config.conv_channels,
-            len(self.observation_shape),
+            len(self.observation_shape), config.conv_input_shape,
         )
         adam = optax.adam(config.learning_rate, eps=config.adam_eps)
         self.optimizer = adam if config.max_grad_norm is None else optax.chain(

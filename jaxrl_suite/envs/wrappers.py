@@ -44,6 +44,7 @@ from jaxrl_suite.envs.spaces import Box
 
 RESET_MODES = ("fresh", "cached")
 RESET_CHUNK_FRACTION = 0.125  # share of a batch that one fresh-reset iteration handles
+MIN_BATCH_TO_GATHER = 32  # smaller batches reset every env when any is done (no gather loop)
 ResetMode = Literal["fresh", "cached"]
 
 # info entries owned by each wrapper (documented above; tests and learners read them).
@@ -71,11 +72,17 @@ def _reset_where_done(reset_fn, done, keys, current):
     """`where(done, reset_fn(keys), current)` for envs batched over `done.shape`, computing
     resets only for the envs that need one: a loop gathers up to RESET_CHUNK_FRACTION of the
     batch of done envs per iteration, resets them and scatters them back, so a step with no
-    done env runs no reset and the compiled program holds a single reset."""
+    done env runs no reset and the compiled program holds a single reset. Batches under
+    MIN_BATCH_TO_GATHER reset all envs, and only when any is done."""
     batch_shape = done.shape
     if not batch_shape:
         return jax.lax.cond(done, lambda: reset_fn(keys), lambda: current)
     size = done.size
+    if size < MIN_BATCH_TO_GATHER:  # the loop's fixed cost outweighs the resets it saves here
+        reset_all = jax.vmap(reset_fn)
+        for _ in batch_shape[1:]:
+            reset_all = jax.vmap(reset_all)
+        return jax.lax.cond(jnp.any(done), lambda: _select(done, reset_all(keys), current), lambda: current)
     chunk = max(1, int(size * RESET_CHUNK_FRACTION))
 
     def flat(leaf):

@@ -7,6 +7,7 @@ learners add a few lines; everything it returns is pure and jittable.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from jaxrl_suite.plasticity.capture import (
 )
 from jaxrl_suite.plasticity.config import PlasticityConfig
 from jaxrl_suite.plasticity.diagnostics import effective_rank
-from jaxrl_suite.plasticity.layout import find_unit_layout
+from jaxrl_suite.plasticity.layout import UnitLayout, find_unit_layout
 from jaxrl_suite.plasticity.resets import reset_count, reset_units, zero_optimizer_state
 from jaxrl_suite.plasticity.scores import (
     LayerValues,
@@ -34,6 +35,20 @@ from jaxrl_suite.plasticity.scores import (
     redo_scores,
     select_units,
 )
+
+
+@jax.custom_batching.custom_vmap
+def lockstep_flag(flag: jax.Array) -> jax.Array:
+    """`flag` ([] bool) for a condition every vmapped member computes alike (a step count hitting
+    a period): under vmap it stays unbatched (any over members), so a `lax.cond` on it still
+    skips its untaken branch instead of becoming a select that runs both branches every step."""
+    return flag
+
+
+@lockstep_flag.def_vmap
+def _lockstep_flag_batched(axis_size, in_batched, flag):
+    (batched,) = in_batched
+    return (jnp.any(flag) if batched else flag), False
 
 
 class _NothingRecorded:
@@ -49,11 +64,12 @@ GRAMA = "grama"
 class UnitPlasticity:
     """ReDo/ReGraMa tools bound to one network.
 
-    config:         the learner's PlasticityConfig (validated).
-    apply_fn:       network.apply.
-    example_inputs: positional inputs of one forward call (arrays or ShapeDtypeStructs), used
-                    to trace the layout and to draw fresh weights.
-    init_fn:        key -> fresh variables of the same network (each layer's own initializer).
+    config:            the learner's PlasticityConfig (validated).
+    apply_fn:          network.apply.
+    example_variables: the network's variables, or their ShapeDtypeStructs.
+    example_inputs:    positional inputs of one forward call (arrays or ShapeDtypeStructs); with
+                       example_variables they trace the layout, on first use.
+    init_fn:           key -> fresh variables of the same network (each layer's own initializer).
     optimizer:      the optax transformation whose state holds the moments to zero.
 
     When config.captures_units is False the training-time methods are no-ops, so learners call
@@ -74,7 +90,13 @@ class UnitPlasticity:
         self.init_fn = init_fn
         self.optimizer = optimizer
         self.active = config.captures_units
-        self.layout = find_unit_layout(apply_fn, example_variables, *example_inputs)
+        self._example = (example_variables, example_inputs)
+
+    @functools.cached_property
+    def layout(self) -> UnitLayout:
+        """The network's UnitLayout, traced on first use (learners without plasticity never pay)."""
+        example_variables, example_inputs = self._example
+        return find_unit_layout(self.apply_fn, example_variables, *example_inputs)
 
     def perturbations(self, variables: Any, *args: Any, **kwargs: Any) -> Perturbations | None:
         """Zero perturbations for `apply(variables, perturbations, *args, **kwargs)`; differentiate
@@ -142,13 +164,15 @@ class UnitPlasticity:
         method_scores = scores[REDO] if self.config.method == "redo" else scores[GRAMA]
         masks = select_units(method_scores, self.config.reset_threshold, self.config.max_reset_fraction)
         due = (updates_done % self.config.period == 0) & (updates_done > 0)
+        # Fresh weights are costly (orthogonal init runs a QR): draw them only when due.
+        reset_now = lockstep_flag(due)
 
         def reset(operands):
             variables, opt_state = operands
             new_variables, touched = reset_units(self.layout, variables, self.init_fn(key), masks)
             return new_variables, zero_optimizer_state(self.optimizer, opt_state, touched)
 
-        variables, opt_state = jax.lax.cond(due, reset, lambda operands: operands, (variables, opt_state))
+        variables, opt_state = jax.lax.cond(reset_now, reset, lambda operands: operands, (variables, opt_state))
         return variables, opt_state, {"reset_units_sum": jnp.where(due, reset_count(masks), 0.0)}
 
 
