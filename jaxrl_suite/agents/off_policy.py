@@ -42,6 +42,7 @@ from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box
 from jaxrl_suite.networks import ACTIVATIONS
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
+from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
 from jaxrl_suite.replay import (
     ReplayBuffer,
     Transition,
@@ -103,10 +104,18 @@ class OffPolicyConfig:
     """Early episode termination: "none", or "least" (LEAST, arXiv 2506.13672)."""
     least: LeastConfig = dataclasses.field(default_factory=LeastConfig)
     """LEAST's constants (used when early_stop="least")."""
+    plasticity: PlasticityConfig = PlasticityConfig()
+    """Unit resets: only "none" so far (the critic ensemble's nn.vmap hides per-unit values)."""
+    churn: ChurnConfig = ChurnConfig()
+    """CHAIN: value churn on the critics and policy churn on the actor, on a second replay batch."""
 
     def __post_init__(self):
         if isinstance(self.least, dict):  # rebuilt from config.json
             object.__setattr__(self, "least", LeastConfig(**self.least))
+        if isinstance(self.plasticity, dict):
+            object.__setattr__(self, "plasticity", PlasticityConfig(**self.plasticity))
+        if isinstance(self.churn, dict):
+            object.__setattr__(self, "churn", ChurnConfig(**self.churn))
 
     def validate(self) -> OffPolicyConfig:
         """Raises ValueError naming the first invalid field, its value and what is valid."""
@@ -133,6 +142,11 @@ class OffPolicyConfig:
         require(self.early_stop in EARLY_STOP_MODES, owner, "early_stop", self.early_stop,
                 f"one of {EARLY_STOP_MODES}")
         self.least.validate(f"{owner}.least")
+        self.plasticity.validate(f"{owner}.plasticity")
+        require(self.plasticity.method == "none", f"{owner}.plasticity", "method", self.plasticity.method,
+                "'none': ReDo/ReGraMa need per-unit values from inside the critic ensemble's nn.vmap, "
+                "which the unit capture does not reach yet (DQN and PPO support them)")
+        self.churn.validate(f"{owner}.churn")
         return self
 
 
@@ -153,8 +167,8 @@ class OffPolicyAgent(Protocol):
 
     def td_error(self, params: Any, batch: Transition, key: jax.Array) -> jax.Array: ...
 
-    def gradient_step(self, params: Any, batch: Transition, key: jax.Array,
-                      step: jax.Array) -> tuple[Any, dict[str, jax.Array]]: ...
+    def gradient_step(self, params: Any, batch: Transition, key: jax.Array, step: jax.Array,
+                      reference_batch: Transition | None = None) -> tuple[Any, dict[str, jax.Array]]: ...
 
 
 # ---------------------------------------------------------------------------- shared pieces
@@ -416,7 +430,11 @@ class OffPolicyLearner:
                 step, step_key = step_and_key
                 sample_key, agent_key = jax.random.split(step_key)
                 batch = self._learning_batch(obs_stats, sample_batch(replay, sample_key, config.batch_size))
-                return self.agent.gradient_step(params, batch, agent_key, step)
+                if not config.churn.enabled:
+                    return self.agent.gradient_step(params, batch, agent_key, step)
+                reference = sample_batch(replay, jax.random.fold_in(sample_key, 1), config.batch_size)
+                return self.agent.gradient_step(params, batch, agent_key, step,
+                                                reference_batch=self._learning_batch(obs_stats, reference))
 
             steps = gradient_steps + jnp.arange(config.utd_ratio)
             params, stacked = jax.lax.scan(one_step, params, (steps, jax.random.split(key, config.utd_ratio)))

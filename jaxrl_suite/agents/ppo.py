@@ -39,6 +39,17 @@ from jaxrl_suite.envs.registry import make_raw
 from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES, ActorCritic, env_action
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
+from jaxrl_suite.plasticity import (
+    ChurnConfig,
+    ChurnState,
+    PlasticityConfig,
+    UnitPlasticity,
+    churn_categorical_kl,
+    churn_mse,
+    init_churn_state,
+    record_losses,
+    restart_on_task_switch,
+)
 from jaxrl_suite.runner.config import require
 
 
@@ -112,6 +123,16 @@ class PPOConfig:
     """Environments (one episode each) in every evaluation of the deterministic policy."""
     eval_max_steps: int = 1000
     """Evaluation episode length cap, used when the env has no time limit of its own."""
+    plasticity: PlasticityConfig = PlasticityConfig()
+    """ReDo / ReGraMa resets (period counts PPO iterations) and unit diagnostics."""
+    churn: ChurnConfig = ChurnConfig()
+    """C-CHAIN: policy churn on a reshuffled minibatch (Gaussian mean MSE, or KL for discrete actions)."""
+
+    def __post_init__(self):  # rebuilt from config.json
+        if isinstance(self.plasticity, dict):
+            object.__setattr__(self, "plasticity", PlasticityConfig(**self.plasticity))
+        if isinstance(self.churn, dict):
+            object.__setattr__(self, "churn", ChurnConfig(**self.churn))
 
     @property
     def batch_size(self) -> int:
@@ -162,6 +183,8 @@ class PPOConfig:
                   "a tuple of positive integers, or None")
         check(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
         check(self.action_squash in SQUASH_MODES, "action_squash", f"one of {list(SQUASH_MODES)}")
+        self.plasticity.validate("ppo.plasticity")
+        self.churn.validate("ppo.churn")
         return self
 
 
@@ -221,6 +244,7 @@ class PPOTrainState:
     return_scaler: ReturnScaler, discounted returns [num_envs] and their statistics.
     rng:           uint32[2] raw PRNG key.
     update_count:  [] int32 PPO iterations done (drives learning-rate annealing).
+    churn:         C-CHAIN's ChurnState (None when churn is off).
     """
 
     params: Any
@@ -230,6 +254,7 @@ class PPOTrainState:
     return_scaler: ReturnScaler
     rng: jax.Array
     update_count: jax.Array
+    churn: ChurnState | None = None
 
 
 @struct.dataclass
@@ -362,6 +387,13 @@ class PPO:
             clip_by_global_norm(config.max_grad_norm) if config.max_grad_norm else optax.identity(),
             optax.scale_by_adam(eps=config.adam_eps),
         )
+        example_obs = jnp.zeros((1, *self.observation_shape), jnp.float32)
+        init_network = lambda key: self.network.init(key, example_obs)  # noqa: E731
+        self.plasticity = UnitPlasticity(
+            config.plasticity, self.network.apply, jax.eval_shape(init_network, jax.random.PRNGKey(0)),
+            (jax.ShapeDtypeStruct((config.minibatch_size, *self.observation_shape), jnp.float32),),
+            init_network, self.optimizer,
+        )
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -408,6 +440,7 @@ class PPO:
             return_scaler=self._shard_return_scaler(init_return_scaler(self.config.num_envs)),
             rng=rng,
             update_count=jnp.zeros((), jnp.int32),
+            churn=init_churn_state(self.config.churn, params) if self.config.churn.enabled else None,
         )
 
     def update(self, state: PPOTrainState) -> tuple[PPOTrainState, dict[str, jax.Array]]:
@@ -426,9 +459,22 @@ class PPO:
             trajectory = trajectory.replace(reward=scale_rewards(return_scaler, trajectory.reward))
         batch, gae_metrics = self.make_batch(params, state.obs_stats, trajectory)
         learning_rate = self.learning_rate(state.update_count)
-        (params, opt_state, _), train_metrics = self.run_epochs(
-            params, state.opt_state, state.obs_stats, batch, learning_rate, epochs_key
+        churn = state.churn
+        if config.churn.enabled:
+            task_index = env_state.info["task_index"][0] if "task_index" in env_state.info else 0
+            churn = restart_on_task_switch(config.churn, churn, params, task_index)
+        (params, opt_state, _, churn_reference), train_metrics, scores = self.run_epochs(
+            params, state.opt_state, state.obs_stats, batch, learning_rate, epochs_key, churn=churn
         )
+        if config.churn.enabled:
+            churn = record_losses(config.churn, churn.replace(reference_params=churn_reference),
+                                  train_metrics["policy_loss"], train_metrics["churn_loss"],
+                                  learning_rate / config.learning_rate)
+            train_metrics["churn_coefficient"] = churn.coefficient
+        params, opt_state, reset_metrics = self.plasticity.maybe_reset(
+            params, opt_state, scores, jax.random.fold_in(epochs_key, 1), state.update_count + 1
+        )
+        train_metrics.update(reset_metrics)
         obs_stats = state.obs_stats
         if config.normalize_observations:
             obs_stats = update_running_mean_std(obs_stats, trajectory.obs)
@@ -440,6 +486,7 @@ class PPO:
             return_scaler=return_scaler,
             rng=rng,
             update_count=state.update_count + 1,
+            churn=churn,
         )
         metrics = {**episode_metrics, **gae_metrics, **train_metrics, "learning_rate": learning_rate}
         return new_state, metrics
@@ -539,14 +586,49 @@ class PPO:
         }
         return total_loss, metrics
 
-    def minibatch_step(self, carry, minibatch: Batch, *, obs_stats: RunningMeanStd, learning_rate: jax.Array):
+    def policy_outputs(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
+        """obs [B, *obs_shape] -> the policy's logits [B, num_actions] (discrete actions) or
+        Gaussian means [B, action_dim] (raw actions)."""
+        policy, _ = self._policy_and_value(params, obs_stats, obs)
+        return policy.logits if isinstance(self.env.action_space, Discrete) else policy.mean()
+
+    def policy_churn(self, params: Any, reference_params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
+        """C-CHAIN's churn of the policy on reference observations [B, *obs_shape] -> []: KL of
+        the categorical policies, or the MSE of the Gaussian means."""
+        current = self.policy_outputs(params, obs_stats, obs)
+        reference = self.policy_outputs(reference_params, obs_stats, obs)
+        if isinstance(self.env.action_space, Discrete):
+            return churn_categorical_kl(current, reference)
+        return churn_mse(current, reference)
+
+    def minibatch_step(self, carry, minibatches: tuple[Batch, Batch | None], *, obs_stats: RunningMeanStd,
+                       learning_rate: jax.Array, churn_coefficient: jax.Array | None = None):
         """One Adam step on a minibatch, skipped (params kept) once the KL early stop fired.
 
-        carry: (params, opt_state, kl_stopped [] bool). The KL is measured before the step, on
-        this minibatch; exceeding target_kl skips this and every later step of the iteration.
+        carry: (params, opt_state, kl_stopped [] bool, churn reference params or None). The KL is
+        measured before the step, on this minibatch; exceeding target_kl skips this and every
+        later step of the iteration. minibatches: (minibatch, reference minibatch for C-CHAIN or
+        None). Returns (carry, (metrics, plasticity scores)).
         """
-        params, opt_state, kl_stopped = carry
-        (_, metrics), grads = jax.value_and_grad(self.ppo_loss, has_aux=True)(params, obs_stats, minibatch)
+        params, opt_state, kl_stopped, churn_reference = carry
+        minibatch, reference_minibatch = minibatches
+
+        def loss_fn(params, perturbations):
+            with self.plasticity.recording(perturbations) as recorder:
+                loss, metrics = self.ppo_loss(params, obs_stats, minibatch)
+            if churn_reference is not None:
+                churn_loss = self.policy_churn(params, churn_reference, obs_stats, reference_minibatch.obs)
+                loss = loss + churn_coefficient * churn_loss
+                metrics = {**metrics, "loss": loss, "churn_loss": churn_loss}
+            return loss, (metrics, recorder.capture())
+
+        perturbations = self.plasticity.perturbations(params, self._network_input(obs_stats, minibatch.obs))
+        (_, (metrics, capture)), (grads, perturbation_grads) = jax.value_and_grad(
+            loss_fn, argnums=(0, 1), has_aux=True
+        )(params, perturbations)
+        scores = self.plasticity.scores(capture, perturbation_grads, grads)
+        metrics.update(self.plasticity.metrics(scores))
+        params_before = params
         grads = replicate(grads, self.mesh)
         updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
@@ -561,36 +643,52 @@ class PPO:
             )
         metrics = {**metrics, "grad_norm": global_norm(grads), "evaluated": evaluated,
                    "applied": ~kl_stopped}
-        return (params, opt_state, kl_stopped), metrics
+        if churn_reference is not None:  # the reference trails the parameters by one applied step
+            churn_reference = jax.tree.map(lambda kept, before: jnp.where(kl_stopped, kept, before),
+                                           churn_reference, params_before)
+        return (params, opt_state, kl_stopped, churn_reference), (metrics, scores)
 
     def epoch(self, carry, epoch_key: jax.Array, *, batch: Batch, obs_stats: RunningMeanStd,
-              learning_rate: jax.Array):
-        """Shuffles the batch into [num_minibatches, minibatch_size, ...] and steps on each."""
+              learning_rate: jax.Array, churn_coefficient: jax.Array | None = None):
+        """Shuffles the batch into [num_minibatches, minibatch_size, ...] and steps on each
+        (with C-CHAIN, next to an independent reshuffle as reference minibatches)."""
         config = self.config
-        permutation = jax.random.permutation(epoch_key, config.batch_size)
-        minibatches = jax.tree.map(
-            lambda x: x[permutation].reshape((config.num_minibatches, config.minibatch_size, *x.shape[1:])),
-            batch,
-        )
-        minibatches = self._shard_envs(minibatches, axis=1)
-        step = lambda carry, minibatch: self.minibatch_step(  # noqa: E731
-            carry, minibatch, obs_stats=obs_stats, learning_rate=learning_rate
-        )
-        return jax.lax.scan(step, carry, minibatches)
 
-    def run_epochs(self, params, opt_state, obs_stats, batch: Batch, learning_rate, key):
-        """num_epochs epochs; metrics averaged over the minibatches evaluated before a KL stop."""
-        epoch = lambda carry, epoch_key: self.epoch(  # noqa: E731
-            carry, epoch_key, batch=batch, obs_stats=obs_stats, learning_rate=learning_rate
+        def shuffled(key: jax.Array) -> Batch:
+            permutation = jax.random.permutation(key, config.batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[permutation].reshape((config.num_minibatches, config.minibatch_size, *x.shape[1:])),
+                batch,
+            )
+            return self._shard_envs(minibatches, axis=1)
+
+        references = shuffled(jax.random.fold_in(epoch_key, 1)) if churn_coefficient is not None else None
+        step = lambda carry, minibatches: self.minibatch_step(  # noqa: E731
+            carry, minibatches, obs_stats=obs_stats, learning_rate=learning_rate, churn_coefficient=churn_coefficient
         )
-        carry = (params, opt_state, jnp.zeros((), bool))
-        carry, stacked = jax.lax.scan(epoch, carry, jax.random.split(key, self.config.num_epochs))
+        return jax.lax.scan(step, carry, (shuffled(epoch_key), references))
+
+    def run_epochs(self, params, opt_state, obs_stats, batch: Batch, learning_rate, key,
+                   churn: ChurnState | None = None):
+        """num_epochs epochs; metrics averaged over the minibatches evaluated before a KL stop.
+
+        Returns (carry (params, opt_state, kl_stopped, churn reference), metrics, plasticity
+        scores averaged over all minibatches ({} when plasticity is off)).
+        """
+        churn_coefficient = None if churn is None else churn.coefficient
+        epoch = lambda carry, epoch_key: self.epoch(  # noqa: E731
+            carry, epoch_key, batch=batch, obs_stats=obs_stats, learning_rate=learning_rate,
+            churn_coefficient=churn_coefficient,
+        )
+        carry = (params, opt_state, jnp.zeros((), bool), None if churn is None else churn.reference_params)
+        carry, (stacked, stacked_scores) = jax.lax.scan(epoch, carry, jax.random.split(key, self.config.num_epochs))
+        scores = jax.tree.map(lambda s: s.reshape(-1, s.shape[-1]).mean(0), stacked_scores)
         evaluated = stacked.pop("evaluated").astype(jnp.float32)
         applied = stacked.pop("applied").astype(jnp.float32)
         num_evaluated = jnp.maximum(evaluated.sum(), 1.0)
         metrics = {name: (values * evaluated).sum() / num_evaluated for name, values in stacked.items()}
         metrics["update_fraction"] = applied.mean()
-        return carry, metrics
+        return carry, metrics, scores
 
 
 def make_ppo(config: PPOConfig, env: Env, mesh: Mesh | None = None) -> PPO:

@@ -34,6 +34,7 @@ from jaxrl_suite.agents.off_policy import (
 from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, TanhGaussianActor, sample_tanh_gaussian
+from jaxrl_suite.plasticity import chain_policy_coefficient, chain_value_churn, churn_gaussian_kl
 from jaxrl_suite.replay import Transition
 from jaxrl_suite.runner.config import require
 
@@ -111,7 +112,8 @@ def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: 
 
 @struct.dataclass
 class SACParams:
-    """SAC's learned state: actor/critic/target-critic params, log alpha [], optimizer states."""
+    """SAC's learned state: actor/critic/target-critic params, log alpha [], optimizer states,
+    and CHAIN's (actor, critic) params one gradient step earlier (None when churn is off)."""
 
     actor: Any
     critic: Any
@@ -120,6 +122,7 @@ class SACParams:
     actor_opt_state: optax.OptState
     critic_opt_state: optax.OptState
     temperature_opt_state: optax.OptState
+    churn_reference: Any = None
 
 
 class SACAgent:
@@ -149,6 +152,7 @@ class SACAgent:
             actor_opt_state=self.actor_optimizer.init(actor),
             critic_opt_state=self.critic_optimizer.init(critic),
             temperature_opt_state=self.temperature_optimizer.init(log_alpha),
+            churn_reference=(actor, critic) if self.config.churn.enabled else None,
         )
 
     def _sample(self, actor_params: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -178,28 +182,43 @@ class SACAgent:
         """min_j Q_j(s, a) - y: [B]."""
         return self.q_value(params, batch.obs, batch.action) - self.critic_target(params, batch, key)
 
-    def gradient_step(self, params: SACParams, batch: Transition, key: jax.Array,
-                      step: jax.Array) -> tuple[SACParams, dict[str, jax.Array]]:
+    def gradient_step(self, params: SACParams, batch: Transition, key: jax.Array, step: jax.Array,
+                      reference_batch: Transition | None = None) -> tuple[SACParams, dict[str, jax.Array]]:
         """Critic step, then actor and temperature steps on the updated critic, then the
-        target critics' Polyak update. `step` is unused (SAC updates every network every step)."""
+        target critics' Polyak update. `step` is unused (SAC updates every network every step).
+        With a reference_batch, CHAIN's value and policy churn terms join the two losses."""
         del step
         target_key, actor_key = jax.random.split(key)
         target = self.critic_target(params, batch, target_key)
+        churn = self.config.churn
 
         def critic_loss_fn(critic_params):
             q = self.critic.apply(critic_params, batch.obs, batch.action)
-            return critic_regression_loss(q, target), q
+            value_churn = jnp.zeros(())
+            if reference_batch is not None:
+                value_churn = chain_value_churn(
+                    self.critic.apply(critic_params, reference_batch.obs, reference_batch.action),
+                    self.critic.apply(params.churn_reference[1], reference_batch.obs, reference_batch.action),
+                )
+            return critic_regression_loss(q, target) + churn.value_coefficient * value_churn, (q, value_churn)
 
-        (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
+        (critic_loss, (q, value_churn)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
         critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
                                                    critic_grads)
         alpha = jnp.exp(params.log_alpha)
 
         def actor_loss_fn(actor_params):
             action, log_prob = self._sample(actor_params, batch.obs, actor_key)
-            return sac_actor_loss(log_prob, self.critic.apply(critic, batch.obs, action), alpha), log_prob
+            loss = sac_actor_loss(log_prob, self.critic.apply(critic, batch.obs, action), alpha)
+            policy_churn = jnp.zeros(())
+            if reference_batch is not None:
+                policy_churn = churn_gaussian_kl(*self.actor.apply(actor_params, reference_batch.obs),
+                                                 *self.actor.apply(params.churn_reference[0], reference_batch.obs))
+            return loss + chain_policy_coefficient(churn, q, self.action_dim) * policy_churn, (log_prob, policy_churn)
 
-        (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
+        (actor_loss, (log_prob, policy_churn)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
+            params.actor
+        )
         actor, actor_opt_state = apply_gradients(self.actor_optimizer, params.actor, params.actor_opt_state,
                                                  actor_grads)
         alpha_loss, log_alpha_grad = jax.value_and_grad(temperature_loss)(params.log_alpha, log_prob,
@@ -210,8 +229,10 @@ class SACAgent:
             actor=actor, critic=critic, target_critic=polyak_update(params.target_critic, critic, self.config.tau),
             log_alpha=log_alpha, actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
             temperature_opt_state=temperature_opt_state,
+            churn_reference=None if reference_batch is None else (params.actor, params.critic),
         )
-        metrics = {
+        churn_metrics = {} if reference_batch is None else {"value_churn": value_churn, "policy_churn": policy_churn}
+        metrics = {**churn_metrics,
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "temperature_loss": alpha_loss,

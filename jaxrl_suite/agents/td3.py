@@ -34,6 +34,7 @@ from jaxrl_suite.agents.off_policy import (
 from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, DeterministicActor
+from jaxrl_suite.plasticity import chain_policy_coefficient, chain_value_churn, churn_mse
 from jaxrl_suite.replay import Transition
 from jaxrl_suite.runner.config import require
 
@@ -104,6 +105,8 @@ class TD3Params:
     target_critic: Any
     actor_opt_state: optax.OptState
     critic_opt_state: optax.OptState
+    churn_reference: Any = None
+    """CHAIN's (actor before its last step, critic one gradient step earlier); None when churn is off."""
 
 
 class TD3Agent:
@@ -127,6 +130,7 @@ class TD3Agent:
         return TD3Params(
             actor=actor, target_actor=actor, critic=critic, target_critic=critic,
             actor_opt_state=self.actor_optimizer.init(actor), critic_opt_state=self.critic_optimizer.init(critic),
+            churn_reference=(actor, critic) if self.config.churn.enabled else None,
         )
 
     def greedy(self, params: TD3Params, obs: jax.Array) -> jax.Array:
@@ -153,34 +157,50 @@ class TD3Agent:
         """min_j Q_j(s, a) - y: [B]."""
         return self.q_value(params, batch.obs, batch.action) - self.critic_target(params, batch, key)
 
-    def gradient_step(self, params: TD3Params, batch: Transition, key: jax.Array,
-                      step: jax.Array) -> tuple[TD3Params, dict[str, jax.Array]]:
+    def gradient_step(self, params: TD3Params, batch: Transition, key: jax.Array, step: jax.Array,
+                      reference_batch: Transition | None = None) -> tuple[TD3Params, dict[str, jax.Array]]:
         """Critic step; on every policy_delay-th step (by the global gradient step count `step`)
-        also an actor step and the Polyak update of both target networks."""
+        also an actor step and the Polyak update of both target networks. With a
+        reference_batch, CHAIN's value churn joins the critic loss and its action churn the actor's."""
         config = self.config
         target = self.critic_target(params, batch, key)
 
         def critic_loss_fn(critic_params):
             q = self.critic.apply(critic_params, batch.obs, batch.action)
-            return critic_regression_loss(q, target), q
+            value_churn = jnp.zeros(())
+            if reference_batch is not None:
+                value_churn = chain_value_churn(
+                    self.critic.apply(critic_params, reference_batch.obs, reference_batch.action),
+                    self.critic.apply(params.churn_reference[1], reference_batch.obs, reference_batch.action),
+                )
+            return critic_regression_loss(q, target) + config.churn.value_coefficient * value_churn, (q, value_churn)
 
-        (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
+        (critic_loss, (q, value_churn)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
         critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
                                                    critic_grads)
+        if reference_batch is not None:
+            params = params.replace(churn_reference=(params.churn_reference[0], params.critic))
         params = params.replace(critic=critic, critic_opt_state=critic_opt_state)
 
         def actor_and_targets(params: TD3Params) -> tuple[TD3Params, jax.Array]:
             def actor_loss_fn(actor_params):
-                return td3_actor_loss(self.critic.apply(params.critic, batch.obs, self.actor.apply(actor_params,
+                loss = td3_actor_loss(self.critic.apply(params.critic, batch.obs, self.actor.apply(actor_params,
                                                                                                    batch.obs)))
+                if reference_batch is not None:
+                    action_churn = churn_mse(self.actor.apply(actor_params, reference_batch.obs),
+                                             self.actor.apply(params.churn_reference[0], reference_batch.obs))
+                    loss = loss + chain_policy_coefficient(config.churn, q, self.action_dim) * action_churn
+                return loss
 
             actor_loss, actor_grads = jax.value_and_grad(actor_loss_fn)(params.actor)
             actor, actor_opt_state = apply_gradients(self.actor_optimizer, params.actor, params.actor_opt_state,
                                                      actor_grads)
+            churn_reference = None if reference_batch is None else (params.actor, params.churn_reference[1])
             return params.replace(
                 actor=actor, actor_opt_state=actor_opt_state,
                 target_actor=polyak_update(params.target_actor, actor, config.tau),
                 target_critic=polyak_update(params.target_critic, params.critic, config.tau),
+                churn_reference=churn_reference,
             ), actor_loss
 
         def critic_only(params: TD3Params) -> tuple[TD3Params, jax.Array]:
@@ -188,6 +208,7 @@ class TD3Agent:
 
         params, actor_loss = jax.lax.cond(step % config.policy_delay == 0, actor_and_targets, critic_only, params)
         metrics = {
+            **({} if reference_batch is None else {"value_churn": value_churn}),
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "q_mean": q.mean(),

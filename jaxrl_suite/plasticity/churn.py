@@ -58,6 +58,14 @@ def churn_mse(current: jax.Array, reference: jax.Array) -> jax.Array:
     return jnp.mean(jnp.square(current - jax.lax.stop_gradient(reference)))
 
 
+def chain_value_churn(q_values: jax.Array, reference_q_values: jax.Array) -> jax.Array:
+    """CHAIN's value churn of a critic ensemble: sum over critics of the MSE between Q_i(x_ref)
+    and stop_grad(Q_i,ref(x_ref)). q_values, reference_q_values [num_critics, B] -> []."""
+    chex.assert_equal_shape([q_values, reference_q_values])
+    chex.assert_rank(q_values, 2)
+    return jnp.sum(jnp.mean(jnp.square(q_values - jax.lax.stop_gradient(reference_q_values)), axis=-1))
+
+
 def churn_categorical_kl(current_logits: jax.Array, reference_logits: jax.Array) -> jax.Array:
     """mean_x KL(p_ref(.|x) || p_theta(.|x)) for logits [B, num_actions] -> [].
 
