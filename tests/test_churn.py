@@ -11,6 +11,8 @@ from jaxrl_suite.plasticity import (
     ChurnConfig,
     PlasticityConfig,
     advance_reference,
+    chain_policy_coefficient,
+    chain_value_churn,
     churn_categorical_kl,
     churn_gaussian_kl,
     churn_mse,
@@ -58,6 +60,16 @@ def test_gaussian_kl_churn_matches_closed_form():
     s0, s1 = np.exp(0.2), np.exp(0.0)
     first = np.log(s1 / s0) + (s0**2 + 0.25) / (2 * s1**2) - 0.5
     assert float(churn_gaussian_kl(mean, log_std, ref_mean, ref_log_std)) == pytest.approx(first, rel=1e-5)
+
+
+def test_chain_value_churn_sums_critics_and_policy_weight_scales_with_q():
+    q = jnp.array([[1.0, 2.0], [0.0, 0.0]])
+    reference = jnp.array([[1.0, 0.0], [1.0, 3.0]])
+    # critic 0: mean([0, 4]) = 2; critic 1: mean([1, 9]) = 5
+    assert float(chain_value_churn(q, reference)) == pytest.approx(7.0)
+    np.testing.assert_allclose(jax.grad(chain_value_churn)(q, reference), [[0.0, 2.0], [-1.0, -3.0]])
+    config = ChurnConfig(policy_coefficient=5e-4)
+    assert float(chain_policy_coefficient(config, jnp.array([-2.0, 4.0]), 3)) == pytest.approx(5e-4 * 3.0 * 3)
 
 
 def test_adaptive_coefficient_follows_formula():

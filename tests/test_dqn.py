@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrl_suite import algorithms
 from jaxrl_suite.agents.dqn import default_config, double_dqn_next_value, epsilon_at, make_dqn
 from jaxrl_suite.envs import make
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
@@ -37,17 +38,18 @@ def test_config_errors_name_field_value_and_valid_values():
         default_config(CARTPOLE, plasticity=PlasticityConfig(method="redu")).validate()
     with pytest.raises(ValueError, match=r"dqn.conv_input_shape=\(\)"):
         make_dqn(default_config("gymnax/Breakout-MinAtar", conv_input_shape=()), make("gymnax/Breakout-MinAtar"))
-    rebuilt = dataclasses.replace(default_config(CARTPOLE), plasticity={"method": "redo"}, churn={"method": "cchain"})
-    assert rebuilt.plasticity == PlasticityConfig(method="redo") and rebuilt.churn.method == "cchain"
+    config = default_config(CARTPOLE, plasticity=PlasticityConfig(method="redo"), churn=ChurnConfig(method="cchain"))
+    assert algorithms.config_from_dict("dqn", dataclasses.asdict(config)) == config  # config.json round trip
 
 
 def test_regrama_and_cchain_run_inside_the_compiled_update():
     config = default_config(
-        "gymnax/Breakout-MinAtar", num_envs=4, buffer_size=64, batch_size=8, learning_starts=8, hidden_sizes=(16,),
-        conv_channels=(4,), plasticity=PlasticityConfig(method="regrama", period=2, threshold=0.5, max_reset_fraction=0.5),
+        CARTPOLE, num_envs=4, gradient_steps_per_update=2, buffer_size=64, batch_size=8, learning_starts=8,
+        hidden_sizes=(16, 16), plasticity=PlasticityConfig(method="regrama", period=2, threshold=0.5,
+                                                           max_reset_fraction=0.5),
         churn=ChurnConfig(method="cchain", warmup=1),
     )
-    learner = make_dqn(config, make("gymnax/Breakout-MinAtar"))  # flat [400] observations, reshaped
+    learner = make_dqn(config, make(CARTPOLE))
     state = init_seeds(learner, 0, 1)
     state, metrics = make_chunk_fn(learner, 6)(state)
     # learning starts at update 2 (8 env steps stored): 5 learning updates of 2 gradient steps
@@ -55,6 +57,18 @@ def test_regrama_and_cchain_run_inside_the_compiled_update():
     assert float(metrics["reset_units_sum"][0]) > 0.0
     for name in ("dormant_ratio", "grama_inactive_ratio", "churn_loss", "churn_coefficient", "td_loss"):
         assert np.isfinite(float(metrics[name][0])), name
+    assert int(state.churn.updates[0]) == 10
+
+
+def test_minatar_conv_network_traces_on_flat_observations():
+    config = default_config("gymnax/Breakout-MinAtar", plasticity=PlasticityConfig(method="redo"), buffer_size=100)
+    learner = make_dqn(config, make("gymnax/Breakout-MinAtar"))  # flat [400] observations, reshaped
+    state = jax.eval_shape(learner.init, jax.random.PRNGKey(0))
+    assert state.params["params"]["Trunk_0"]["ConvTorso_0"]["Conv_0"]["kernel"].shape == (3, 3, 4, 16)
+    _, metrics = jax.eval_shape(learner.update, state)
+    assert {"dormant_ratio", "reset_units_sum", "td_loss"} <= set(metrics)
+    conv, dense = learner.plasticity.layout.hidden
+    assert conv.num_units == 16 and conv.private_consumers == (("Trunk_0", "MLP_0", "Dense_0"),)
 
 
 def test_dqn_learns_cartpole_a_little():

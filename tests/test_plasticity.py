@@ -226,6 +226,26 @@ def test_reset_not_due_changes_nothing():
     assert float(metrics["reset_units_sum"]) == 10.0
 
 
+def test_resets_stay_conditional_under_vmap():
+    head, obs, variables, optimizer, opt_state = _trained_mlp(False)
+    config = PlasticityConfig(method="regrama", threshold=10.0, max_reset_fraction=1.0, period=3)
+    tools = UnitPlasticity(config, head.apply, variables, (obs,), lambda key: head.init(key, obs), optimizer)
+    scores = {"redo": {}, "grama": {layer.key: jnp.zeros(5) for layer in tools.layout.hidden}}
+    stacked = jax.tree.map(lambda leaf: jnp.stack([leaf, leaf]), (variables, opt_state, scores))
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+
+    def reset(variables, opt_state, scores, key, step):
+        return tools.maybe_reset(variables, opt_state, scores, key, step)
+
+    batched = jax.vmap(reset, in_axes=(0, 0, 0, 0, None))
+    # the period check stays a real cond (fresh weights are only drawn when due), not a select
+    assert "cond[" in str(jax.make_jaxpr(batched)(*stacked, keys, jnp.int32(3)))
+    _, _, due = jax.jit(batched)(*stacked, keys, jnp.int32(3))
+    _, _, not_due = jax.jit(batched)(*stacked, keys, jnp.int32(4))
+    np.testing.assert_array_equal(due["reset_units_sum"], [10.0, 10.0])
+    np.testing.assert_array_equal(not_due["reset_units_sum"], [0.0, 0.0])
+
+
 def test_effective_rank_and_ntk_gram():
     features = jnp.diag(jnp.array([10.0, 5.0, 1e-4, 0.0]))
     assert int(effective_rank(features)) == 2

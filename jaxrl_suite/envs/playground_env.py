@@ -22,7 +22,7 @@ def env_names() -> list[str]:
 
 
 def default_impl() -> str:
-    """"warp" on a GPU when the warp-lang package is installed, else the pure-JAX MJX "jax"."""
+    """MJX implementation: "warp" on a GPU with the warp-lang package installed, else "jax"."""
     has_warp = importlib.util.find_spec("warp") is not None
     return "warp" if jax.default_backend() == "gpu" and has_warp else "jax"
 

@@ -105,7 +105,9 @@ class UnitPlasticity:
             return None
         return zero_perturbations(self.layout, self.apply_fn, variables, *args, **kwargs)
 
-    def apply(self, variables: Any, perturbations: Perturbations | None, *args: Any, **kwargs: Any) -> tuple[Any, UnitCapture | None]:
+    def apply(
+        self, variables: Any, perturbations: Perturbations | None, *args: Any, **kwargs: Any
+    ) -> tuple[Any, UnitCapture | None]:
         """(network outputs, UnitCapture or None): call it for the forward pass the loss is about."""
         if not self.active:
             return self.apply_fn(variables, *args, **kwargs), None

@@ -1,0 +1,66 @@
+"""ReGraMa and C-CHAIN/CHAIN wired into PPO, SAC and TD3: they run inside the compiled update,
+restart at task switches, and leave the learners untouched when switched off."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_suite.agents import sac, td3
+from jaxrl_suite.agents.ppo import default_config, make_ppo
+from jaxrl_suite.envs import make
+from jaxrl_suite.envs.task_sequence import TaskSequence
+from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
+from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
+
+CARTPOLE = "gymnax/CartPole-v1"
+
+
+def test_ppo_regrama_and_cchain_restart_at_the_task_switch():
+    cartpole = make(CARTPOLE)
+    # 4 envs x 16 steps per update: the switch comes after 4 updates (64 steps of each env)
+    env = TaskSequence([cartpole, cartpole], steps_per_task=64)
+    config = default_config(CARTPOLE, num_envs=4, rollout_length=16, num_minibatches=2, num_epochs=2,
+                            plasticity=PlasticityConfig(method="regrama", period=2, threshold=0.5),
+                            churn=ChurnConfig(method="cchain", warmup=2, window=4))
+    learner = make_ppo(config, env)
+    state = init_seeds(learner, 0, 1)
+    state, metrics = make_chunk_fn(learner, 6)(state)
+    assert int(state.churn.task_index[0]) == 1
+    assert int(state.churn.updates[0]) == 3  # updates 4, 5, 6 ran in the second task
+    assert float(metrics["reset_units_sum"][0]) > 0.0
+    for name in ("churn_loss", "churn_coefficient", "dormant_ratio", "grama_inactive_ratio"):
+        assert np.isfinite(float(metrics[name][0])), name
+    seed_state = jax.tree.map(lambda leaf: leaf[0], state)
+    churn = learner.policy_churn(seed_state.params, seed_state.params, seed_state.obs_stats, seed_state.env_state.obs)
+    assert float(churn) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_ppo_without_plasticity_or_churn_keeps_no_extra_state():
+    learner = make_ppo(default_config(CARTPOLE, num_envs=2, rollout_length=8, num_minibatches=2), make(CARTPOLE))
+    state, metrics = jax.jit(learner.update)(learner.init(jax.random.PRNGKey(0)))
+    assert state.churn is None
+    assert not {"churn_loss", "dormant_ratio", "reset_units_sum"} & set(metrics)
+
+
+@pytest.mark.parametrize("module, make_learner", [(sac, sac.make_sac), (td3, td3.make_td3)])
+def test_chain_churn_terms_in_sac_and_td3(module, make_learner):
+    config = module.default_config(
+        "gymnax/Pendulum-v1", num_envs=2, utd_ratio=2, buffer_size=200, learning_starts=20, batch_size=16,
+        hidden_sizes=(16, 16), churn=ChurnConfig(method="cchain"),
+    )
+    learner = make_learner(config, make("gymnax/Pendulum-v1"))
+    state = init_seeds(learner, 0, 1)
+    state, metrics = make_chunk_fn(learner, 20)(state)
+    assert float(metrics["value_churn"][0]) > 0.0
+    if module is sac:
+        assert float(metrics["policy_churn"][0]) > 0.0
+    reference_actor, reference_critic = state.agent.churn_reference
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), reference_critic, state.agent.critic)
+    assert any(jax.tree.leaves(changed))  # the reference trails the critic by one step
+    assert jax.tree.structure(reference_actor) == jax.tree.structure(state.agent.actor)
+
+
+def test_sac_td3_refuse_resets_with_a_clear_error():
+    with pytest.raises(ValueError, match=r"sac.plasticity.method='redo'.*nn.vmap"):
+        sac.default_config("gymnax/Pendulum-v1", plasticity=PlasticityConfig(method="redo")).validate()
