@@ -157,7 +157,7 @@ def make_diagnose(learner: PPO, layout, probe_size: int):
         batch, _ = learner.make_batch(state.params, state.obs_stats, trajectory)
         inputs = learner._network_input(state.obs_stats, batch.obs[:probe_size])
         grads, loss_metrics = jax.grad(learner.ppo_loss, has_aux=True)(state.params, state.obs_stats, batch)
-        (new_params, _, _), _ = learner.run_epochs(
+        (new_params, *_), *_ = learner.run_epochs(
             state.params, state.opt_state, state.obs_stats, batch,
             jnp.asarray(learner.config.learning_rate, jnp.float32), epochs_key)
         policy, _ = learner._policy_and_value(new_params, state.obs_stats, batch.obs)
