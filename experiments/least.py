@@ -22,8 +22,8 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
 
+from experiments.common import confidence_interval  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
 from jaxrl_suite.early_stop import LeastConfig  # noqa: E402
 from jaxrl_suite.runner import RunConfig, read_metrics, train  # noqa: E402
@@ -59,17 +59,6 @@ PRESETS = {
     ),
 }
 VARIANTS = (("sac", "none"), ("sac", "least"), ("td3", "none"), ("td3", "least"))
-
-
-def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval of the mean over seeds (NaN seeds dropped)."""
-    values = np.asarray(values, np.float64)
-    values = values[np.isfinite(values)]
-    mean = float(values.mean()) if values.size else float("nan")
-    if values.size < 2:
-        return mean, mean, mean
-    half_width = stats.t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-    return mean, mean - half_width, mean + half_width
 
 
 def run_variant(preset: Preset, algo: str, early_stop: str, out: pathlib.Path, noise_cap: float | None) -> pathlib.Path:

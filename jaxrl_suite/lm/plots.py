@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxrl_suite.runner.plots import save_figure  # noqa: E402
+
 
 def smooth(curve: np.ndarray, window: int) -> np.ndarray:
     """Moving average with a `window`-wide box (shorter near the start): [n] -> [n]."""
@@ -38,7 +40,7 @@ def plot_position_losses(curves: dict[str, np.ndarray], train_length: int, outpu
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
-    return _save(figure, output)
+    return save_figure(figure, output)
 
 
 def plot_needle(results: dict[str, dict], output: str | pathlib.Path, metric: str = "exact") -> pathlib.Path:
@@ -57,13 +59,4 @@ def plot_needle(results: dict[str, dict], output: str | pathlib.Path, metric: st
     axis.set_title("needle in a haystack")
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize="small")
-    return _save(figure, output)
-
-
-def _save(figure: plt.Figure, output: str | pathlib.Path) -> pathlib.Path:
-    output = pathlib.Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(output, dpi=120)
-    plt.close(figure)
-    return output
+    return save_figure(figure, output)

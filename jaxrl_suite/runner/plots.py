@@ -60,6 +60,11 @@ def plot_runs(run_dirs: Sequence[str | pathlib.Path], output: str | pathlib.Path
     axis.set_title(title or metric.replace("_", " "))
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
+    return save_figure(figure, output)
+
+
+def save_figure(figure: plt.Figure, output: str | pathlib.Path) -> pathlib.Path:
+    """Writes `figure` to `output` (parent folders created) and closes it."""
     output = pathlib.Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
