@@ -207,6 +207,7 @@ PHYSICS_DEFAULTS = dict(
     state_dependent_std=True, num_eval_envs=16,
 )
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gymnax": dict(learning_rate=5e-4),
     "dmc": dict(PHYSICS_DEFAULTS, num_envs=256, rollout_length=32, num_minibatches=8,
                 total_steps=10_000_000),
     "brax": dict(PHYSICS_DEFAULTS, num_envs=1024, rollout_length=16, num_minibatches=32,
@@ -217,7 +218,9 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 def default_config(env_id: str, **overrides: Any) -> PPOConfig:
     """Per-family defaults so that `--env` alone trains well; `overrides` replace fields.
 
-    gymnax discrete control: PureJaxRL's CartPole settings, 4 envs x 128 steps.
+    gymnax discrete control: PureJaxRL's CartPole settings, 4 envs x 128 steps, with lr 5e-4
+        (CartPole, 500k steps, seeds 0-11: eval return 500 on all 12; PureJaxRL's 2.5e-4 left
+        seed 3 of seeds 0-5 at 421.9).
     gymnax continuous control (Pendulum, MountainCarContinuous): normalized obs and rewards,
         gamma 0.95, 10 epochs.
     gymnax MinAtar: 3x3 conv torso with 16 channels and a 128-unit layer, 64 envs.
