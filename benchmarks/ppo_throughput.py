@@ -6,40 +6,18 @@ PureJaxRL-like settings on gymnax CartPole-v1; compile time is reported apart fr
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxrl_suite.agents.ppo import PPOConfig, make_ppo
-from jaxrl_suite.envs import make
-from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
+import jax  # noqa: E402
 
-
-def raw_env_steps_per_second(env_id: str, num_envs: int, num_steps: int, repeats: int) -> float:
-    """Random-action env steps/s: one jitted scan of num_steps vmapped steps over num_envs envs.
-
-    Every leaf of the final state is reduced into the output so XLA cannot drop the physics.
-    """
-    env = make(env_id)
-
-    def run(key):
-        reset_key, action_key = jax.random.split(key)
-        state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
-
-        def step(state, step_key):
-            actions = jax.vmap(env.action_space.sample)(jax.random.split(step_key, num_envs))
-            return jax.vmap(env.step)(state, actions), None
-
-        state, _ = jax.lax.scan(step, state, jax.random.split(action_key, num_steps))
-        return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree.leaves(state))
-
-    compiled = jax.jit(run).lower(jax.random.PRNGKey(0)).compile()
-    jax.block_until_ready(compiled(jax.random.PRNGKey(0)))
-    start = time.perf_counter()
-    for repeat in range(repeats):
-        jax.block_until_ready(compiled(jax.random.PRNGKey(repeat + 1)))
-    return num_envs * num_steps * repeats / (time.perf_counter() - start)
+from benchmarks.common import raw_env_steps_per_second  # noqa: E402
+from jaxrl_suite.agents.ppo import PPOConfig, make_ppo  # noqa: E402
+from jaxrl_suite.envs import make  # noqa: E402
+from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn  # noqa: E402
 
 
 def ppo_steps_per_second(env_id: str, config: PPOConfig, updates_per_chunk: int, num_chunks: int):

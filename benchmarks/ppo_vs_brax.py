@@ -17,10 +17,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import device_description, markdown_table  # noqa: E402
+from benchmarks.common import device_description, markdown_table, raw_env_steps_per_second  # noqa: E402
 from jaxrl_suite.agents.ppo import default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs import make  # noqa: E402
 from jaxrl_suite.runner import make_chunk_fn  # noqa: E402
@@ -118,27 +117,6 @@ def run_brax(env_id: str, settings: dict, seed: int) -> dict:
             "steady_sps": steady_sps, "return": returns[-1]}
 
 
-def raw_env_rate(env_id: str, batch: int, num_steps: int = 200) -> float:
-    """Env steps/s of our wrapped env alone (random actions) at the training batch size."""
-    env = make(env_id)
-
-    def run(key):
-        state = jax.vmap(env.reset)(jax.random.split(key, batch))
-
-        def body(state, step_key):
-            actions = jax.vmap(env.action_space.sample)(jax.random.split(step_key, batch))
-            return jax.vmap(env.step)(state, actions), None
-
-        state, _ = jax.lax.scan(body, state, jax.random.split(key, num_steps))
-        return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree.leaves(state))
-
-    compiled = jax.jit(run).lower(jax.random.PRNGKey(0)).compile()
-    jax.block_until_ready(compiled(jax.random.PRNGKey(0)))
-    start = time.perf_counter()
-    jax.block_until_ready(compiled(jax.random.PRNGKey(1)))
-    return batch * num_steps / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", action="append", help="env ids; default dmc/CartpoleBalance")
@@ -159,7 +137,7 @@ def main() -> None:
         rows.append([env_id, "jaxrl_suite", f"{ours['end_to_end_s']:.1f}", f"{ours['compile_s']:.1f}",
                      f"{ours['steady_sps']:,.0f}", f"{ours['return']:.1f}", ours["steps"]])
         print(markdown_table(header, rows[-1:]), flush=True)
-        raw = raw_env_rate(env_id, args.num_envs)
+        raw = raw_env_steps_per_second(env_id, args.num_envs, num_steps=200, repeats=1)
         line = f"{env_id}: raw env rate at batch {args.num_envs}: {raw:,.0f} steps/s; ours trains at {ours['steady_sps'] / raw:.2f} of it"
         if not args.skip_brax:
             brax = run_brax(env_id, settings, args.seed)
