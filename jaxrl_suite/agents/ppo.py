@@ -46,6 +46,7 @@ from jaxrl_suite.plasticity import (
     UnitPlasticity,
     churn_categorical_kl,
     churn_mse,
+    global_norm,
     init_churn_state,
     record_losses,
     restart_on_task_switch,
@@ -319,16 +320,6 @@ def value_loss(
 def standardize(x: jax.Array, epsilon: float = 1e-8) -> jax.Array:
     """(x - mean) / (std + eps) over all of x."""
     return (x - x.mean()) / (x.std() + epsilon)
-
-
-def global_norm(tree: Any) -> jax.Array:
-    """sqrt of the sum of squares of every element of `tree`, as ONE reduction.
-
-    optax.global_norm reduces each leaf on its own (a kernel per leaf); flattening the leaves
-    into one vector first leaves a single fused reduction per minibatch step.
-    """
-    leaves = jax.tree.leaves(tree)
-    return jnp.sqrt(jnp.sum(jnp.square(jnp.concatenate([jnp.ravel(leaf) for leaf in leaves]))))
 
 
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:

@@ -28,6 +28,7 @@ from jaxrl_suite.plasticity.churn import (
 from jaxrl_suite.plasticity.config import ChurnConfig, PlasticityConfig
 from jaxrl_suite.plasticity.diagnostics import (
     effective_rank,
+    global_norm,
     gradient_kurtosis,
     ntk_gram,
     ntk_rank,
@@ -86,6 +87,7 @@ __all__ = [
     "restart_on_task_switch",
     "select_units",
     "spectrum_rank",
+    "global_norm",
     "weight_norm",
     "zero_optimizer_state",
     "zero_perturbations",

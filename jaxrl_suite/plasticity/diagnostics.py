@@ -60,9 +60,19 @@ def ntk_rank(
     return spectrum_rank(jnp.maximum(eigenvalues, 0.0), delta)
 
 
+def global_norm(tree: Any) -> jax.Array:
+    """[] L2 norm of every element of `tree` together, as ONE reduction.
+
+    optax.global_norm reduces each leaf on its own (a kernel per leaf); flattening the leaves
+    into one vector first leaves a single fused reduction (PPO's gradient clip relies on it).
+    """
+    flat = jnp.concatenate([jnp.ravel(leaf).astype(jnp.float32) for leaf in jax.tree.leaves(tree)])
+    return jnp.sqrt(jnp.sum(jnp.square(flat)))
+
+
 def weight_norm(params: Any) -> jax.Array:
     """[] L2 norm of all parameters together."""
-    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in jax.tree.leaves(params)))
+    return global_norm(params)
 
 
 def gradient_kurtosis(grads: Any) -> jax.Array:
