@@ -41,7 +41,9 @@ def sample_batch(space: Discrete | Box, key: jax.Array, batch: int) -> jax.Array
 
 
 def ours(env_id: str, batch: int, reset_mode: str, options: dict[str, Any]) -> Rollout:
-    env = make(env_id, reset_mode=reset_mode, **options)
+    """`reset_mode` is "cached", "fresh" (auto strategy), "fresh:branch" or "fresh:select"."""
+    mode, _, strategy = reset_mode.partition(":")
+    env = make(env_id, reset_mode=mode, reset_strategy=strategy or "auto", **options)
     reset, step = jax.vmap(env.reset), jax.vmap(env.step)
 
     def init(key):
@@ -195,9 +197,10 @@ def main() -> None:
         "--reset-modes",
         nargs="+",
         default=["fresh"],
-        choices=["fresh", "cached"],
-        help="our reset modes to time; brax's and Playground's own auto-reset restart from a cached "
-        "first state, so add 'cached' for a like-for-like comparison on brax/dmc",
+        choices=["fresh", "fresh:branch", "fresh:select", "cached"],
+        help="our reset modes to time ('fresh' uses the env's auto reset strategy; ':branch'/':select' "
+        "force one); brax's and Playground's own auto-reset restart from a cached first state, so add "
+        "'cached' for a like-for-like comparison on brax/dmc",
     )
     parser.add_argument("--backend", default=None, help="brax physics backend")
     args = parser.parse_args()

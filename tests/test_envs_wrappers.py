@@ -9,6 +9,7 @@ import pytest
 
 from jaxrl_suite.envs import ActionRescale, AutoReset, Box, Discrete, Env, State, TimeLimit, wrap
 from jaxrl_suite.envs.conformance import check_env
+from jaxrl_suite.envs.wrappers import resolve_reset_strategy
 
 GOAL = 3
 
@@ -169,3 +170,46 @@ def test_conditional_reset_matches_reset_everywhere_under_nested_vmap(done_patte
     one_by_one = jax.tree.map(lambda leaf: leaf.reshape(seeds, num_envs, *leaf.shape[1:]), one_by_one)
     chex.assert_trees_all_close(stepped, one_by_one)
     np.testing.assert_array_equal(stepped.obs[..., 0], jnp.where(stop, 0.0, 1.0))
+
+
+class CheapCounterEnv(CounterEnv):
+    cheap_reset = True
+
+
+def _nested_vmap_rollout(env, num_steps=5, seeds=2, num_envs=40):
+    """States of `num_steps` steps of vmap(vmap(env.step)) with per-env random actions and stops."""
+    keys = jax.random.split(jax.random.PRNGKey(2), seeds * num_envs).reshape(seeds, num_envs, -1)
+    state = jax.vmap(jax.vmap(env.reset))(keys)
+
+    def body(state, key):
+        action_key, stop_key = jax.random.split(key)
+        actions = jax.random.bernoulli(action_key, 0.7, (seeds, num_envs)).astype(jnp.int32)
+        stop = jax.random.bernoulli(stop_key, 0.2, (seeds, num_envs))
+        state = jax.vmap(jax.vmap(env.step))(state, actions, stop)
+        return state, state
+
+    def rollout():
+        return jax.lax.scan(body, state, jax.random.split(jax.random.PRNGKey(3), num_steps))[1]
+
+    return jax.jit(rollout)(), jax.make_jaxpr(rollout)()
+
+
+def test_reset_strategies_give_identical_results_and_select_has_no_control_flow():
+    branch, branch_program = _nested_vmap_rollout(wrap(CounterEnv(), max_episode_steps=3, reset_strategy="branch"))
+    select, select_program = _nested_vmap_rollout(wrap(CounterEnv(), max_episode_steps=3, reset_strategy="select"))
+    assert int(branch.done.sum()) > 20  # both strategies really reset many envs here
+    chex.assert_trees_all_equal(branch, select)
+    assert "while[" in str(branch_program)
+    assert "while[" not in str(select_program) and "cond[" not in str(select_program)
+
+
+def test_auto_reset_strategy_selects_only_for_cheap_resets_on_accelerators():
+    assert resolve_reset_strategy("auto", cheap_reset=True, platform="gpu") == "select"
+    assert resolve_reset_strategy("auto", cheap_reset=True, platform="tpu") == "select"
+    assert resolve_reset_strategy("auto", cheap_reset=True, platform="cpu") == "branch"
+    assert resolve_reset_strategy("auto", cheap_reset=False, platform="gpu") == "branch"
+    assert resolve_reset_strategy("select", cheap_reset=False, platform="cpu") == "select"
+    assert wrap(CheapCounterEnv()).env.reset_strategy == resolve_reset_strategy("auto", True, jax.default_backend())
+    assert wrap(CounterEnv(), reset_strategy="select").env.reset_strategy == "select"
+    with pytest.raises(ValueError, match="reset_strategy must be one of .*'always'"):
+        AutoReset(CounterEnv(), "fresh", "always")

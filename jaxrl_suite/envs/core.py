@@ -51,6 +51,9 @@ class Env:
     observation_space: Space
     action_space: Space
     max_episode_steps: int | None = None
+    cheap_reset: bool = False
+    """True when a reset costs about as little as a step (gymnax): on an accelerator AutoReset's
+    "auto" strategy then resets every env at every step and keeps the done ones, no branch."""
 
     def reset(self, key: jax.Array) -> State:
         raise NotImplementedError
@@ -92,6 +95,10 @@ class Wrapper(Env):
     @property
     def max_episode_steps(self) -> int | None:  # type: ignore[override]
         return self.env.max_episode_steps
+
+    @property
+    def cheap_reset(self) -> bool:  # type: ignore[override]
+        return self.env.cheap_reset
 
     @property
     def unwrapped(self) -> Env:

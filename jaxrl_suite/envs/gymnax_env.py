@@ -53,6 +53,8 @@ class GymnaxEnv(Env):
     `flatten_obs=False` (then the native shape, e.g. [10, 10, C] for MinAtar); discrete
     actions are int32 scalars, continuous ones float32 [action_dim] in the env's bounds."""
 
+    cheap_reset = True  # a few random draws: cheaper than any branch on an accelerator
+
     def __init__(self, name: str, flatten_obs: bool = True, **env_kwargs: Any):
         import gymnax
         import gymnax.environments.spaces as gymnax_spaces

@@ -13,7 +13,7 @@ import jax
 
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.envs.spaces import Box, Discrete
-from jaxrl_suite.envs.wrappers import ResetMode, wrap
+from jaxrl_suite.envs.wrappers import ResetMode, ResetStrategy, wrap
 
 # family -> module exposing `env_names() -> list[str]` and `make_adapter(name, **options)`.
 FAMILY_MODULES = {
@@ -79,6 +79,7 @@ def make(
     max_episode_steps: int | None = None,
     reset_mode: ResetMode = "fresh",
     rescale_actions: bool = True,
+    reset_strategy: ResetStrategy = "auto",
     **options: Any,
 ) -> Env:
     """A ready-to-train single env: EpisodeStats(AutoReset(TimeLimit(ActionRescale(adapter)))).
@@ -88,9 +89,12 @@ def make(
     reset_mode:        "fresh" (new random start every episode) or "cached" (restart from
                        the first state; cheaper for physics backends).
     rescale_actions:   act in [-1, 1] on Box action spaces.
+    reset_strategy:    how "fresh" resets are computed (same results): "branch" resets only
+                       done envs, "select" resets all and keeps the done ones, "auto" picks
+                       "select" for cheap resets (gymnax) on GPU/TPU, else "branch".
     options:           adapter options, e.g. backend= for brax, impl= for dmc.
     """
-    return wrap(make_raw(env_id, **options), max_episode_steps, reset_mode, rescale_actions)
+    return wrap(make_raw(env_id, **options), max_episode_steps, reset_mode, rescale_actions, reset_strategy)
 
 
 def _describe_space(space: Discrete | Box) -> dict[str, Any]:

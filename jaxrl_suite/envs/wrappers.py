@@ -15,10 +15,16 @@ limits and the `stop` mask, auto-reset with the final observation, and episode s
   nothing ended) and replaces obs, backend and every inner info entry with a reset. The
   step's reward, terminated and truncated are kept, so the learner sees the transition
   that ended the episode and bootstraps truncations from info["final_obs"].
-  reset_mode="fresh" (default) resets with a new key from the per-env info["rng"]. The
-  reset is a real branch even under (nested) vmap: a batch gathers its done envs and
+  reset_mode="fresh" (default) resets with a new key from the per-env info["rng"], with
+  one of two reset strategies that give identical results:
+  "branch": a real branch even under (nested) vmap: a batch gathers its done envs and
   resets only those, in chunks of an eighth of the batch, so a step where no env is done
-  costs no reset (`_conditional_reset`); expensive physics resets then cost little.
+  costs no reset (`_conditional_reset`); expensive physics resets then cost little, but
+  the data-dependent loop makes a GPU wait for its condition at every step.
+  "select": resets every env at every step and keeps the done ones (PureJaxRL's way):
+  no control flow, best when a reset is cheap. "auto" (default) picks "select" for envs
+  with `cheap_reset` (gymnax) on an accelerator, and "branch" otherwise (brax, Playground,
+  and every env on CPU, where a loop costs nothing and skipping resets saves work).
   reset_mode="cached" restarts from the episode's first state (brax's convention): no
   reset computation at all, at the cost of a fixed start state per env.
 - EpisodeStats sits OUTSIDE AutoReset, so its running sums are never touched by the reset:
@@ -43,9 +49,11 @@ from jaxrl_suite.envs.core import Env, State, Wrapper
 from jaxrl_suite.envs.spaces import Box
 
 RESET_MODES = ("fresh", "cached")
+RESET_STRATEGIES = ("auto", "branch", "select")
 RESET_CHUNK_FRACTION = 0.125  # share of a batch that one fresh-reset iteration handles
 MIN_BATCH_TO_GATHER = 32  # smaller batches reset every env when any is done (no gather loop)
 ResetMode = Literal["fresh", "cached"]
+ResetStrategy = Literal["auto", "branch", "select"]
 
 # info entries owned by each wrapper (documented above; tests and learners read them).
 STEP_COUNT = "step_count"
@@ -63,7 +71,7 @@ def _select(condition: jax.Array, on_true, on_false):
     """`where` over matching pytrees whose leaves lead with `condition`'s shape."""
 
     def select_leaf(a, b):
-        return jnp.where(condition.reshape(condition.shape + (1,) * (a.ndim - condition.ndim)), a, b)
+        return jnp.where(condition.reshape(condition.shape + (1,) * (jnp.ndim(a) - condition.ndim)), a, b)
 
     return jax.tree.map(select_leaf, on_true, on_false)
 
@@ -102,6 +110,27 @@ def _reset_where_done(reset_fn, done, keys, current):
         lambda carry: jnp.any(carry[0]), reset_chunk, (done.reshape(size), current)
     )
     return jax.tree.map(lambda leaf: leaf.reshape(batch_shape + leaf.shape[1:]), result)
+
+
+def resolve_reset_strategy(strategy: ResetStrategy, cheap_reset: bool, platform: str) -> str:
+    """"branch" or "select" for a requested strategy; "auto" selects only for cheap resets on
+    an accelerator (`platform` as jax.default_backend() names it), where a data-dependent
+    loop makes the device wait for the host at every step."""
+    if strategy not in RESET_STRATEGIES:
+        raise ValueError(f"reset_strategy must be one of {RESET_STRATEGIES}, got {strategy!r}")
+    if strategy != "auto":
+        return strategy
+    return "select" if cheap_reset and platform != "cpu" else "branch"
+
+
+def _reset_everywhere(reset_fn):
+    """Per-env `done ? reset_fn(key) : current` computed as a select: every env is reset, the
+    done ones keep the reset. No control flow, so nothing waits on `done`."""
+
+    def reset_where(done, key, current):
+        return _select(done, reset_fn(key), current)
+
+    return reset_where
 
 
 def _conditional_reset(reset_fn):
@@ -191,13 +220,15 @@ class TimeLimit(Wrapper):
 class AutoReset(Wrapper):
     """Resets the inner env when a step ends the episode; see the module docstring."""
 
-    def __init__(self, env: Env, reset_mode: ResetMode = "fresh"):
+    def __init__(self, env: Env, reset_mode: ResetMode = "fresh", reset_strategy: ResetStrategy = "auto"):
         super().__init__(env)
         if reset_mode not in RESET_MODES:
             raise ValueError(f"reset_mode must be one of {RESET_MODES}, got {reset_mode!r}")
         self.reset_mode = reset_mode
+        self.reset_strategy = resolve_reset_strategy(reset_strategy, env.cheap_reset, jax.default_backend())
         self._inner_names: tuple[str, ...] | None = None
-        self._reset_where = _conditional_reset(self._fresh_start)
+        strategy = _reset_everywhere if self.reset_strategy == "select" else _conditional_reset
+        self._reset_where = strategy(self._fresh_start)
 
     def reset(self, key: jax.Array) -> State:
         rng, reset_key = jax.random.split(key)
@@ -278,10 +309,11 @@ def wrap(
     max_episode_steps: int | None = None,
     reset_mode: ResetMode = "fresh",
     rescale_actions: bool = True,
+    reset_strategy: ResetStrategy = "auto",
 ) -> Env:
     """The standard stack around an adapter (see the module docstring). `max_episode_steps`
     None keeps the adapter's own limit (`env.max_episode_steps`)."""
     if rescale_actions and isinstance(env.action_space, Box):
         env = ActionRescale(env)
     limit = env.max_episode_steps if max_episode_steps is None else max_episode_steps
-    return EpisodeStats(AutoReset(TimeLimit(env, limit), reset_mode))
+    return EpisodeStats(AutoReset(TimeLimit(env, limit), reset_mode, reset_strategy))
