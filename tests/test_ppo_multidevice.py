@@ -42,13 +42,16 @@ COMPARE_SCRIPT = textwrap.dedent(
     for mesh in (None, make_mesh(4)):
         learner = make_ppo(config, make(env_id), mesh=mesh)
         state, metrics = make_chunk_fn(learner, 3)(init_seeds(learner, 0, 2))
-        evaluation = jax.jit(jax.vmap(learner.evaluate))(state, jnp.stack([jax.random.PRNGKey(9)] * 2))
+        eval_keys = jnp.stack([jax.random.PRNGKey(9)] * 2)
+        evaluation = jax.jit(jax.vmap(learner.evaluate))(state, eval_keys)
         leaves = jax.tree.leaves((metrics, evaluation, state.params))
         results.append([np.asarray(leaf, np.float64) for leaf in leaves])
         if mesh is not None:
             spec = state.env_state.obs.sharding.spec
             assert spec[1] == ENV_AXIS, spec  # [num_seeds, num_envs, ...]: envs split over devices
             assert len(state.env_state.obs.sharding.device_set) == 4
+            eval_program = jax.jit(jax.vmap(learner.evaluate)).lower(state, eval_keys).as_text()
+            assert '{"envs"}' in eval_program, "evaluation envs are not split over the mesh"
     diffs = [float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(a)))) if a.size else 0.0
              for a, b in zip(*results)]
     report = {"max_relative_diff": max(diffs), "num_compared_leaves": len(diffs)}
@@ -67,7 +70,8 @@ COMPARE_SCRIPT = textwrap.dedent(
 def test_four_device_mesh_matches_single_device(env_id):
     """Metrics, evaluation and params after 3 updates of 2 vmapped seeds agree within 1e-4
     (absolute below 1, relative above)."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
     result = subprocess.run(
         [sys.executable, "-c", COMPARE_SCRIPT, env_id], env=env, cwd=Path(__file__).resolve().parents[1],
         capture_output=True, text=True, timeout=900,

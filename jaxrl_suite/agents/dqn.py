@@ -367,7 +367,7 @@ class DQN:
         params = replicate(state.params, self.mesh)
         returns = evaluate_policy(
             self.env, lambda obs: jnp.argmax(self.q_values(params, obs), -1).astype(jnp.int32), eval_key,
-            self.config.num_eval_envs, self.max_episode_steps,
+            self.config.num_eval_envs, self.max_episode_steps, self.mesh,
         )
         return {**returns, **self.diagnose(state, probe_key)}
 

@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from jaxrl_suite.envs.core import Env, State
+from jaxrl_suite.parallel import shard_along
 from jaxrl_suite.runner.learner import COMPLETED_COUNT, COMPLETED_LENGTH_SUM, COMPLETED_RETURN_SUM
 
 
@@ -25,18 +27,22 @@ def completed_episode_sums(env_state: State) -> dict[str, jax.Array]:
 
 
 def evaluate_policy(
-    env: Env, act: Callable[[jax.Array], jax.Array], key: jax.Array, num_envs: int, max_steps: int
+    env: Env, act: Callable[[jax.Array], jax.Array], key: jax.Array, num_envs: int, max_steps: int,
+    mesh: Mesh | None = None,
 ) -> dict[str, jax.Array]:
     """Runs `act` (obs [num_envs, *obs_shape] -> action [num_envs, ...]) for one episode on each
-    of `num_envs` fresh envs, at most `max_steps` steps.
+    of `num_envs` fresh envs, at most `max_steps` steps. With a `mesh` the eval envs are split
+    over its devices like the training batch when num_envs divides evenly (else XLA places them).
 
     Returns {"eval_return": [] mean, "eval_return_std": [], "eval_finished_fraction": []}.
     """
-    env_state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+    if mesh is not None and num_envs % mesh.size:
+        mesh = None
+    env_state = shard_along(jax.vmap(env.reset)(jax.random.split(key, num_envs)), mesh, 0)
 
     def eval_step(carry, _):
         env_state, episode_return, running = carry
-        next_state = jax.vmap(env.step)(env_state, act(env_state.obs))
+        next_state = shard_along(jax.vmap(env.step)(env_state, act(env_state.obs)), mesh, 0)
         episode_return = episode_return + jnp.where(running, next_state.reward, 0.0)
         return (next_state, episode_return, running & ~next_state.done), None
 

@@ -494,7 +494,8 @@ class PPO:
             policy, _ = self._policy_and_value(params, state.obs_stats, obs)
             return self._env_action(policy.mode())
 
-        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.eval_max_steps)
+        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.eval_max_steps,
+                               self.mesh)
 
     # ------------------------------------------------------------------------ update steps
 
