@@ -1,8 +1,11 @@
-"""ReGraMa study: DQN without resets vs ReDo vs ReGraMa, every variant's seeds vmapped in one program.
+"""ReGraMa study: no resets vs ReDo vs ReGraMa for SAC (dmc, brax) and PPO/DQN (MinAtar), every
+variant's seeds vmapped in one program.
 
 Reports the final greedy return (95% t-interval over seeds) next to the dormant (ReDo) and
-GraMa-inactive ratios, units reset, feature and NTK rank; draws return and ratios vs env steps.
-Run: python experiments/regrama.py --preset cpu [--total-steps N --num-seeds S --out runs/regrama]
+GraMa-inactive ratios (SAC: of the critics and of the actor), units reset, and for DQN feature
+and NTK rank; draws return and ratios vs env steps, one row per study.
+Run: python experiments/regrama.py --preset cpu [--studies sac-dmc,dqn-minatar --total-steps N
+     --num-seeds S --methods none,regrama --out runs/regrama]
 """
 
 from __future__ import annotations
@@ -31,49 +34,122 @@ from jaxrl_suite.runner.plots import seed_curves  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
-class Preset:
-    """One scale of the study: environment, budget, seeds, DQN overrides and the reset schedule."""
+class Study:
+    """One learner on one environment, trained once per method with the same budget and seeds.
 
+    reset_period: learner updates between resets (DQN/SAC: gradient steps; PPO: iterations).
+    """
+
+    name: str
+    algo: str
     env_id: str
     total_steps: int
-    num_seeds: int
-    log_points: int
-    eval_points: int
     learner_overrides: dict
     reset_period: int
     max_reset_fraction: float
+    log_points: int = 15
+    eval_points: int = 3
+    thresholds: dict = dataclasses.field(default_factory=dict)
+    """method -> reset threshold tau, where it differs from the method's default."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A scale of the study: its studies and the seeds each variant runs (vmapped)."""
+
+    studies: tuple[Study, ...]
+    num_seeds: int
+
+
+# SAC on a CPU: 16 envs, batch 128, 2 gradient steps per env step, 128-unit critics and actor.
+SAC_CPU = dict(num_envs=16, batch_size=128, utd_ratio=2, buffer_size=40_960, learning_starts=2_048,
+               hidden_sizes=(128, 128), num_eval_envs=5)
+# DQN on MinAtar on a CPU: the MinAtar network and replay ratio (1 gradient step per 4 env steps)
+# with 16 envs per update, a shorter warm-up and exploration schedule.
+DQN_MINATAR_CPU = dict(num_envs=16, gradient_steps_per_update=4, buffer_size=40_000, learning_starts=2_000,
+                       epsilon_decay_steps=20_000, target_update_period=500, num_eval_envs=5)
+# PPO on MinAtar on a CPU: 32 envs x 64 steps per iteration.
+PPO_MINATAR_CPU = dict(num_envs=32, rollout_length=64, num_eval_envs=5)
+# ReGraMa's tau for LayerNorm networks (the SAC critics here; 0, the default, is for plain MLPs).
+LAYER_NORM_TAU = {"regrama": 0.01}
 PRESETS = {
-    # Minutes on a CPU: CartPole with a high replay ratio (4 gradient steps per 10 env steps),
-    # which is where dormant units appear early (Sokar et al. 2023).
+    # Meant for under 45 minutes on an otherwise idle 2-core CPU (estimated from the CPU time of
+    # 2-seed smoke runs, not measured end to end): the machinery at small scale, far below the
+    # budgets where the papers report effects. Resets every 250 gradient steps (PPO: 4 iterations).
     "cpu": Preset(
-        env_id="gymnax/CartPole-v1", total_steps=30_000, num_seeds=5, log_points=15, eval_points=3,
-        learner_overrides=dict(gradient_steps_per_update=4), reset_period=250, max_reset_fraction=0.1,
+        studies=(
+            Study("sac-dmc", "sac", "dmc/CartpoleSwingup", 40_960, SAC_CPU, reset_period=250,
+                  max_reset_fraction=0.1, log_points=16, eval_points=4, thresholds=LAYER_NORM_TAU),
+            Study("sac-brax", "sac", "brax/inverted_pendulum", 40_960, SAC_CPU, reset_period=250,
+                  max_reset_fraction=0.1, log_points=16, eval_points=4, thresholds=LAYER_NORM_TAU),
+            Study("dqn-minatar", "dqn", "gymnax/Breakout-MinAtar", 40_000, DQN_MINATAR_CPU, reset_period=250,
+                  max_reset_fraction=0.1),
+            Study("ppo-minatar", "ppo", "gymnax/Breakout-MinAtar", 32_768, PPO_MINATAR_CPU, reset_period=4,
+                  max_reset_fraction=0.1, log_points=16, eval_points=4),
+        ),
+        num_seeds=5,
     ),
-    # An accelerator: MinAtar Breakout with the MinAtar DQN network, resets every 1000 gradient steps.
+    # An accelerator, at the papers' scale: Playground's SAC recipe for 1M steps (ReGraMa's
+    # SAC budget), the MinAtar DQN and PPO recipes for 3M and 10M steps; resets every 1000
+    # gradient steps (PPO: 10 iterations = 82k env steps), at most 5% of a layer.
     "gpu": Preset(
-        env_id="gymnax/Breakout-MinAtar", total_steps=3_000_000, num_seeds=5, log_points=60, eval_points=10,
-        learner_overrides={}, reset_period=1_000, max_reset_fraction=0.05,
+        studies=(
+            Study("sac-dmc", "sac", "dmc/CartpoleSwingup", 1_000_000, {}, reset_period=1_000,
+                  max_reset_fraction=0.05, log_points=50, eval_points=10, thresholds=LAYER_NORM_TAU),
+            Study("sac-brax", "sac", "brax/inverted_pendulum", 1_000_000, {}, reset_period=1_000,
+                  max_reset_fraction=0.05, log_points=50, eval_points=10, thresholds=LAYER_NORM_TAU),
+            Study("dqn-minatar", "dqn", "gymnax/Breakout-MinAtar", 3_000_000, {}, reset_period=1_000,
+                  max_reset_fraction=0.05, log_points=60, eval_points=10),
+            Study("ppo-minatar", "ppo", "gymnax/Breakout-MinAtar", 10_000_000, {}, reset_period=10,
+                  max_reset_fraction=0.05, log_points=60, eval_points=10),
+        ),
+        num_seeds=5,
+    ),
+    # The earlier DQN-on-CartPole study (minutes on a CPU; its results are in docs/plasticity.md):
+    # a high replay ratio (4 gradient steps per 10 env steps), where dormant units appear early.
+    "cartpole": Preset(
+        studies=(
+            Study("dqn-cartpole", "dqn", "gymnax/CartPole-v1", 30_000, dict(gradient_steps_per_update=4),
+                  reset_period=250, max_reset_fraction=0.1),
+        ),
+        num_seeds=5,
     ),
 }
 METHODS = ("none", "redo", "regrama")
 TAIL_FRACTION = 0.2  # ratios are averaged over the last 20% of log points
+# Metric prefixes of each learner's networks: SAC/TD3 log critic_* and actor_* unit metrics.
+NETWORKS = {"sac": ("critic_", "actor_"), "td3": ("critic_", "actor_"), "dqn": ("",), "ppo": ("",)}
+RATIOS = ("dormant_ratio", "grama_inactive_ratio")
 
 
-def run_variant(preset: Preset, method: str, out: pathlib.Path) -> pathlib.Path:
-    plasticity = PlasticityConfig(method=method, period=preset.reset_period,
-                                  max_reset_fraction=preset.max_reset_fraction, log_unit_activity=True)
-    config = algorithms.default_config("dqn", preset.env_id)
-    config = dataclasses.replace(config, **preset.learner_overrides, plasticity=plasticity)
-    learner = algorithms.make_learner("dqn", config, preset.env_id)
-    learner.check_memory(preset.num_seeds)
-    run = RunConfig(total_steps=preset.total_steps, num_seeds=preset.num_seeds,
-                    log_every=preset.total_steps // preset.log_points,
-                    eval_every=preset.total_steps // preset.eval_points, progress=False, tensorboard=False)
-    run_dir = out / method
-    train(learner, run, run_dir, algo="dqn", env_id=preset.env_id, overwrite=True)
+def run_variant(study: Study, method: str, num_seeds: int, out: pathlib.Path) -> pathlib.Path:
+    plasticity = PlasticityConfig(method=method, period=study.reset_period, threshold=study.thresholds.get(method),
+                                  max_reset_fraction=study.max_reset_fraction, log_unit_activity=True)
+    config = algorithms.default_config(study.algo, study.env_id)
+    overrides = dict(study.learner_overrides)
+    if any(field.name == "total_steps" for field in dataclasses.fields(config)):  # PPO anneals over it
+        overrides["total_steps"] = study.total_steps
+    config = dataclasses.replace(config, **overrides, plasticity=plasticity)
+    learner = algorithms.make_learner(study.algo, config, study.env_id)
+    if hasattr(learner, "check_memory"):  # replay-based learners: refuse buffers that cannot fit
+        learner.check_memory(num_seeds)
+    log_every, eval_every = even_schedule(study, learner.env_steps_per_update)
+    run = RunConfig(total_steps=study.total_steps, num_seeds=num_seeds, log_every=log_every, eval_every=eval_every,
+                    progress=False, tensorboard=False)
+    run_dir = out / study.name / method
+    train(learner, run, run_dir, algo=study.algo, env_id=study.env_id, overwrite=True)
     return run_dir
+
+
+def even_schedule(study: Study, steps_per_update: int) -> tuple[int, int]:
+    """(log_every, eval_every) in env steps, near the study's log and eval points, with chunks that
+    divide the run evenly: a shorter last chunk would compile a second program."""
+    total_updates = max(1, study.total_steps // steps_per_update)
+    per_chunk = max(1, total_updates // study.log_points)
+    while total_updates % per_chunk:
+        per_chunk -= 1
+    chunks = total_updates // per_chunk
+    return per_chunk * steps_per_update, per_chunk * steps_per_update * max(1, chunks // study.eval_points)
 
 
 def tail_mean(records: list[dict], metric: str) -> float | None:
@@ -83,83 +159,125 @@ def tail_mean(records: list[dict], metric: str) -> float | None:
     return float(np.mean(values[-max(1, int(len(values) * TAIL_FRACTION)):]))
 
 
-def summarize_variant(run_dir: pathlib.Path) -> dict:
+def summarize_variant(study: Study, run_dir: pathlib.Path) -> dict:
     records = read_metrics(run_dir)
     final = records[-1]
     mean, low, high = confidence_interval(final["eval_return_per_seed"])
-    return {
+    feature_ranks = [value for name, value in final.items() if name.startswith("feature_rank_")]
+    row = {
         "final_eval_return": mean, "ci95": [low, high], "per_seed": final["eval_return_per_seed"],
         "train_return_tail": tail_mean(records, "episode_return"),
-        "dormant_ratio_tail": tail_mean(records, "dormant_ratio"),
-        "grama_inactive_ratio_tail": tail_mean(records, "grama_inactive_ratio"),
-        "units_reset": float(sum(r.get("reset_units_sum") or 0.0 for r in records)),
-        "final_feature_rank": final.get("feature_rank_q_values"),
+        "final_feature_rank": feature_ranks[0] if feature_ranks else None,
         "final_ntk_rank": final.get("ntk_rank"),
         "wall_time_s": final["wall_time"],
     }
+    for prefix in NETWORKS[study.algo]:
+        for ratio in RATIOS:
+            row[f"{prefix}{ratio}_tail"] = tail_mean(records, prefix + ratio)
+        row[f"{prefix}units_reset"] = float(sum(r.get(f"{prefix}reset_units_sum") or 0.0 for r in records))
+    return row
 
 
-def plot(out: pathlib.Path, run_dirs: dict[str, pathlib.Path]) -> pathlib.Path:
-    figure, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    for method, run_dir in run_dirs.items():
-        steps, values = seed_curves(run_dir, "episode_return")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            bands = np.array([confidence_interval(row) for row in values])
-        axes[0].plot(steps, bands[:, 0], label=method)
-        axes[0].fill_between(steps, bands[:, 1], bands[:, 2], alpha=0.2)
-        records = read_metrics(run_dir)
-        for axis, metric in ((axes[1], "dormant_ratio"), (axes[2], "grama_inactive_ratio")):
-            points = [(r["env_steps"], r[metric]) for r in records if r.get(metric) is not None]
-            if points:
-                axis.plot(*zip(*points, strict=True), label=method)
-    titles = ("training return (mean, 95% CI over seeds)", "dormant ratio (ReDo score <= 0.1)",
-              "GraMa-inactive ratio (gradient score <= 0.1)")
-    for axis, title in zip(axes, titles, strict=True):
-        axis.set_title(title)
-        axis.set_xlabel("env steps")
-        axis.legend()
+def plot(out: pathlib.Path, run_dirs: list[tuple[Study, dict[str, pathlib.Path]]]) -> pathlib.Path:
+    figure, axes = plt.subplots(len(run_dirs), 3, figsize=(16, 4.2 * len(run_dirs)), squeeze=False)
+    for row, (study, methods) in zip(axes, run_dirs, strict=True):
+        for index, (method, run_dir) in enumerate(methods.items()):
+            color = f"C{index}"
+            steps, values = seed_curves(run_dir, "episode_return")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                bands = np.array([confidence_interval(seeds) for seeds in values])
+            row[0].plot(steps, bands[:, 0], color=color, label=method)
+            row[0].fill_between(steps, bands[:, 1], bands[:, 2], color=color, alpha=0.2)
+            records = read_metrics(run_dir)
+            for axis, ratio in zip(row[1:], RATIOS, strict=True):
+                for prefix, style in zip(NETWORKS[study.algo], ("-", "--"), strict=False):
+                    points = [(r["env_steps"], r[prefix + ratio]) for r in records if r.get(prefix + ratio) is not None]
+                    if points:
+                        axis.plot(*zip(*points, strict=True), style, color=color,
+                                  label=f"{method} {prefix.rstrip('_')}".strip())
+        titles = (f"{study.algo.upper()} {study.env_id}: training return (mean, 95% CI)",
+                  "dormant ratio (ReDo score <= 0.1)", "GraMa-inactive ratio (gradient score <= 0.1)")
+        for axis, title in zip(row, titles, strict=True):
+            axis.set_title(title, fontsize=10)
+            axis.set_xlabel("env steps")
+            axis.legend(fontsize=8)
     path = out / "regrama.png"
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
+def number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_table(study: Study, num_seeds: int, rows: dict[str, dict]) -> None:
+    networks = NETWORKS[study.algo]
+    print(f"\n{study.algo.upper()} on {study.env_id}, {study.total_steps:,} env steps x {num_seeds} seeds, "
+          f"resets every {study.reset_period} updates")
+    ratio_columns = [f"{prefix}{name}" for prefix in networks for name in ("dormant ratio", "GraMa-inactive ratio",
+                                                                           "units reset")]
+    print("| method | final eval return (95% CI) | train return (last 20%) | " + " | ".join(ratio_columns)
+          + " | feature rank | NTK rank |")
+    print("|---" * (5 + len(ratio_columns)) + "|")
+    for method, row in rows.items():
+        cells = []
+        for prefix in networks:
+            cells += [number(row[f"{prefix}dormant_ratio_tail"]), number(row[f"{prefix}grama_inactive_ratio_tail"]),
+                      f"{row[f'{prefix}units_reset']:.0f}"]
+        print(f"| {method} | {row['final_eval_return']:.1f} [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}] | "
+              f"{number(row['train_return_tail'], 1)} | " + " | ".join(cells)
+              + f" | {number(row['final_feature_rank'], 1)} | {number(row['final_ntk_rank'], 1)} |")
+
+
+def selected_studies(preset: Preset, names: str | None, total_steps: int | None) -> tuple[Study, ...]:
+    """The preset's studies named in `names` (comma-separated; None: all), with `total_steps`
+    replacing each one's budget when given. Unknown names are refused with the valid ones."""
+    by_name = {study.name: study for study in preset.studies}
+    wanted = list(by_name) if names is None else names.split(",")
+    unknown = [name for name in wanted if name not in by_name]
+    if unknown:
+        raise SystemExit(f"--studies: unknown {unknown}; this preset has {sorted(by_name)}")
+    return tuple(dataclasses.replace(by_name[name], total_steps=total_steps or by_name[name].total_steps)
+                 for name in wanted)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--total-steps", type=int, default=None, help="override the preset's budget")
+    parser.add_argument("--studies", default=None,
+                        help="comma-separated subset of the preset's studies (cpu/gpu: sac-dmc, sac-brax, "
+                             "dqn-minatar, ppo-minatar; cartpole: dqn-cartpole)")
+    parser.add_argument("--total-steps", type=int, default=None, help="override every study's budget")
     parser.add_argument("--num-seeds", type=int, default=None, help="override the preset's seed count")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     parser.add_argument("--out", default="runs/regrama")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
-    preset = dataclasses.replace(preset, total_steps=args.total_steps or preset.total_steps,
-                                 num_seeds=args.num_seeds or preset.num_seeds)
+    methods = args.methods.split(",")
+    if not set(methods) <= set(METHODS):
+        raise SystemExit(f"--methods: unknown {sorted(set(methods) - set(METHODS))}; valid: {METHODS}")
+    studies = selected_studies(preset, args.studies, args.total_steps)
+    num_seeds = args.num_seeds or preset.num_seeds
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    run_dirs, summary = {}, {}
-    for method in args.methods.split(","):
-        run_dirs[method] = run_variant(preset, method, out)
-        summary[method] = summarize_variant(run_dirs[method])
-        print(f"{method}: {json.dumps(summary[method])}", flush=True)
-    (out / "summary.json").write_text(json.dumps({
-        "preset": args.preset, "env": preset.env_id, "total_steps": preset.total_steps,
-        "num_seeds": preset.num_seeds, "reset_period": preset.reset_period, "variants": summary,
-    }, indent=2) + "\n")
-    print(f"\nDQN on {preset.env_id}, {preset.total_steps:,} env steps x {preset.num_seeds} seeds")
-    print("| method | final eval return (95% CI) | train return (last 20%) | dormant ratio | GraMa-inactive ratio "
-          "| units reset | feature rank | NTK rank |")
-    print("|---|---|---|---|---|---|---|---|")
-    for method, row in summary.items():
-        def number(value, digits=3):
-            return "-" if value is None else f"{value:.{digits}f}"
-
-        print(f"| {method} | {row['final_eval_return']:.1f} [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}] | "
-              f"{number(row['train_return_tail'], 1)} | {number(row['dormant_ratio_tail'])} | "
-              f"{number(row['grama_inactive_ratio_tail'])} | {row['units_reset']:.0f} | "
-              f"{number(row['final_feature_rank'], 1)} | {number(row['final_ntk_rank'], 1)} |")
+    run_dirs: list[tuple[Study, dict[str, pathlib.Path]]] = []
+    summary: dict[str, dict] = {}
+    for study in studies:
+        study_dirs, variants = {}, {}
+        run_dirs.append((study, study_dirs))
+        for method in methods:
+            study_dirs[method] = run_variant(study, method, num_seeds, out)
+            variants[method] = summarize_variant(study, study_dirs[method])
+            print(f"{study.name} {method}: {json.dumps(variants[method])}", flush=True)
+        summary[study.name] = {"algo": study.algo, "env": study.env_id, "total_steps": study.total_steps,
+                               "reset_period": study.reset_period, "variants": variants}
+    (out / "summary.json").write_text(json.dumps({"preset": args.preset, "num_seeds": num_seeds,
+                                                  "studies": summary}, indent=2) + "\n")
+    for study in studies:
+        print_table(study, num_seeds, summary[study.name]["variants"])
     print(f"\nplot: {plot(out, run_dirs)}; summary: {out / 'summary.json'}")
 
 

@@ -61,6 +61,23 @@ def test_chain_churn_terms_in_sac_and_td3(module, make_learner):
     assert jax.tree.structure(reference_actor) == jax.tree.structure(state.agent.actor)
 
 
-def test_sac_td3_refuse_resets_with_a_clear_error():
-    with pytest.raises(ValueError, match=r"sac.plasticity.method='redo'.*nn.vmap"):
-        sac.default_config("gymnax/Pendulum-v1", plasticity=PlasticityConfig(method="redo")).validate()
+@pytest.mark.parametrize("module, make_learner", [(sac, sac.make_sac), (td3, td3.make_td3)])
+def test_regrama_resets_critic_members_and_actor_in_sac_and_td3(module, make_learner):
+    # 2 envs, learning from env step 8: gradient steps 2 per update from update 4 on; every unit
+    # scores <= 10, so each due reset takes the cap of 4 units per layer (25% of 16).
+    config = module.default_config(
+        "gymnax/Pendulum-v1", num_envs=2, utd_ratio=2, buffer_size=64, learning_starts=8, batch_size=8,
+        hidden_sizes=(16, 16), critic_layer_norm=True,
+        plasticity=PlasticityConfig(method="regrama", period=4, threshold=10.0, max_reset_fraction=0.25),
+    )
+    learner = make_learner(config, make("gymnax/Pendulum-v1"))
+    state = init_seeds(learner, 0, 1)
+    state, metrics = make_chunk_fn(learner, 10)(state)
+    assert int(state.gradient_steps[0]) == 14
+    # critics: 3 resets (steps 4, 8, 12) x 2 members x 2 layers x 4 units
+    assert float(metrics["critic_reset_units_sum"][0]) == 3 * 2 * 2 * 4
+    # actor: SAC every 4 gradient steps; TD3 every 4 of its 7 delayed steps
+    assert float(metrics["actor_reset_units_sum"][0]) == (3 if module is sac else 1) * 2 * 4
+    for name in ("critic_dormant_ratio", "critic_grama_inactive_ratio", "actor_dormant_ratio",
+                 "actor_grama_inactive_ratio"):
+        assert 0.0 <= float(metrics[name][0]) <= 1.0, name

@@ -7,6 +7,7 @@ import json
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -96,6 +97,17 @@ def test_checkpoint_round_trip(tmp_path):
     restored, metadata = Checkpointer(tmp_path / "ckpt").restore(init_seeds(learner, seed=0, num_seeds=3))
     chex.assert_trees_all_equal(restored, state)
     assert metadata == {"updates": 3, "wall_time": 0.5}
+
+
+def test_checkpoint_round_trip_with_zero_size_arrays(tmp_path):
+    # MuJoCo states of models without actuator dynamics hold [num_seeds, 0] arrays
+    state = {"act": jnp.zeros((3, 0), jnp.float32), "qpos": jnp.arange(6.0).reshape(3, 2)}
+    checkpointer = Checkpointer(tmp_path / "ckpt")
+    checkpointer.save(1, state, {"updates": 1})
+    checkpointer.close()
+    restored, _ = Checkpointer(tmp_path / "ckpt").restore(jax.tree.map(jnp.zeros_like, state))
+    chex.assert_trees_all_equal_shapes_and_dtypes(restored, state)
+    chex.assert_trees_all_equal(restored, state)
 
 
 def test_seeds_in_a_batch_equal_seeds_alone():

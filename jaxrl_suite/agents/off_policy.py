@@ -6,8 +6,8 @@ Data flow of `update` (one call = one env step of num_envs envs, for one seed):
                    (+ LEAST's extra noise when early_stop="least")
     env step       vmapped; LEAST's pending `stop` mask ends episodes as truncations
     replay         (obs, action, reward, next_obs = info["final_obs"], terminated, truncated)
-    LEAST          Q(s, a) and the gradient statistic into the per-step ring buffers; decide
-                   which episodes stop on their next step
+    LEAST          Q(s, a) and the gradient statistic into the per-step ring buffers (once the
+                   critic has taken a gradient step); decide which episodes stop on their next step
     learn x UTD    sample a batch, agent.gradient_step (skipped before learning_starts)
 """
 
@@ -52,6 +52,7 @@ from jaxrl_suite.replay import (
     sample_batch,
 )
 from jaxrl_suite.runner.config import require
+from jaxrl_suite.runner.learner import reduce_stacked_metrics
 
 EARLY_STOP_MODES = ("none", "least")
 
@@ -105,7 +106,7 @@ class OffPolicyConfig:
     least: LeastConfig = dataclasses.field(default_factory=LeastConfig)
     """LEAST's constants (used when early_stop="least")."""
     plasticity: PlasticityConfig = PlasticityConfig()
-    """Unit resets: only "none" so far (the critic ensemble's nn.vmap hides per-unit values)."""
+    """ReDo/ReGraMa resets of the critics (each ensemble member on its own) and the actor."""
     churn: ChurnConfig = ChurnConfig()
     """CHAIN: value churn on the critics and policy churn on the actor, on a second replay batch."""
 
@@ -143,9 +144,6 @@ class OffPolicyConfig:
                 f"one of {EARLY_STOP_MODES}")
         self.least.validate(f"{owner}.least")
         self.plasticity.validate(f"{owner}.plasticity")
-        require(self.plasticity.method == "none", f"{owner}.plasticity", "method", self.plasticity.method,
-                "'none': ReDo/ReGraMa need per-unit values from inside the critic ensemble's nn.vmap, "
-                "which the unit capture does not reach yet (DQN and PPO support them)")
         self.churn.validate(f"{owner}.churn")
         return self
 
@@ -417,12 +415,13 @@ class OffPolicyLearner:
             episode_length=next_env_state.info["completed_length"],
             env_steps_before=state.env_steps,
             env_steps_after=env_steps,
+            recording=state.gradient_steps > 0,
         )
 
     def _learn(self, agent_params: Any, replay: ReplayBuffer, obs_stats: RunningMeanStd, env_steps: jax.Array,
                gradient_steps: jax.Array, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
         """utd_ratio gradient steps on fresh replay batches; skipped (zero metrics) before
-        learning_starts. Metrics are averaged over the steps."""
+        learning_starts. Metrics are averaged over the steps (*_sum ones summed)."""
         config = self.config
 
         def gradient_steps_fn(params):
@@ -438,7 +437,7 @@ class OffPolicyLearner:
 
             steps = gradient_steps + jnp.arange(config.utd_ratio)
             params, stacked = jax.lax.scan(one_step, params, (steps, jax.random.split(key, config.utd_ratio)))
-            return replicate(params, self.mesh), jax.tree.map(jnp.mean, stacked)
+            return replicate(params, self.mesh), reduce_stacked_metrics(stacked)
 
         metric_shapes = jax.eval_shape(gradient_steps_fn, agent_params)[1]
 
@@ -454,4 +453,5 @@ class OffPolicyLearner:
         def act(obs):
             return self.agent.greedy(agent_params, self._normalize(state.obs_stats, obs))
 
-        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.max_episode_steps)
+        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.max_episode_steps,
+                               self.mesh)

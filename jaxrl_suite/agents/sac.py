@@ -31,6 +31,13 @@ from jaxrl_suite.agents.off_policy import (
     observation_dim,
     polyak_update,
 )
+from jaxrl_suite.agents.off_policy_units import (
+    ACTOR_PREFIX,
+    CRITIC_PREFIX,
+    make_actor_critic_units,
+    reset_keys,
+    score_and_reset,
+)
 from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, TanhGaussianActor, sample_tanh_gaussian
@@ -139,13 +146,13 @@ class SACAgent:
         self.actor_optimizer = make_optimizer(config.actor_learning_rate, config.max_grad_norm)
         self.critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm)
         self.temperature_optimizer = optax.adam(config.temperature_learning_rate)
+        self.units = make_actor_critic_units(config.plasticity, self.critic, self.critic_optimizer, self.actor,
+                                             self.actor_optimizer, obs_dim, action_dim, config.batch_size)
 
     def init(self, key: jax.Array) -> SACParams:
         actor_key, critic_key = jax.random.split(key)
-        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
-        action = jnp.zeros((1, self.action_dim), jnp.float32)
-        actor = self.actor.init(actor_key, obs)
-        critic = self.critic.init(critic_key, obs, action)
+        actor = self.units.actor.init_fn(actor_key)
+        critic = self.units.critic.init_fn(critic_key)
         log_alpha = jnp.log(jnp.asarray(self.config.initial_temperature, jnp.float32))
         return SACParams(
             actor=actor, critic=critic, target_critic=critic, log_alpha=log_alpha,
@@ -185,39 +192,46 @@ class SACAgent:
     def gradient_step(self, params: SACParams, batch: Transition, key: jax.Array, step: jax.Array,
                       reference_batch: Transition | None = None) -> tuple[SACParams, dict[str, jax.Array]]:
         """Critic step, then actor and temperature steps on the updated critic, then the
-        target critics' Polyak update. `step` is unused (SAC updates every network every step).
+        target critics' Polyak update, then ReDo/ReGraMa resets of critic and actor when due
+        (`step` + 1 gradient steps done; reset critic units are copied into the target critics).
         With a reference_batch, CHAIN's value and policy churn terms join the two losses."""
-        del step
         target_key, actor_key = jax.random.split(key)
         target = self.critic_target(params, batch, target_key)
         churn = self.config.churn
+        units = self.units
 
-        def critic_loss_fn(critic_params):
-            q = self.critic.apply(critic_params, batch.obs, batch.action)
+        def critic_loss_fn(critic_params, perturbations):
+            q, capture = units.critic.apply(critic_params, perturbations, batch.obs, batch.action)
             value_churn = jnp.zeros(())
             if reference_batch is not None:
                 value_churn = chain_value_churn(
                     self.critic.apply(critic_params, reference_batch.obs, reference_batch.action),
                     self.critic.apply(params.churn_reference[1], reference_batch.obs, reference_batch.action),
                 )
-            return critic_regression_loss(q, target) + churn.value_coefficient * value_churn, (q, value_churn)
+            return critic_regression_loss(q, target) + churn.value_coefficient * value_churn, (q, value_churn, capture)
 
-        (critic_loss, (q, value_churn)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
+        (critic_loss, (q, value_churn, critic_capture)), (critic_grads, critic_perturbation_grads) = jax.value_and_grad(
+            critic_loss_fn, argnums=(0, 1), has_aux=True
+        )(params.critic, units.critic.perturbations(params.critic, batch.obs, batch.action))
         critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
                                                    critic_grads)
         alpha = jnp.exp(params.log_alpha)
 
-        def actor_loss_fn(actor_params):
-            action, log_prob = self._sample(actor_params, batch.obs, actor_key)
+        def actor_loss_fn(actor_params, perturbations):
+            (mean, log_std), capture = units.actor.apply(actor_params, perturbations, batch.obs)
+            action, log_prob = sample_tanh_gaussian(actor_key, mean, log_std)
             loss = sac_actor_loss(log_prob, self.critic.apply(critic, batch.obs, action), alpha)
             policy_churn = jnp.zeros(())
             if reference_batch is not None:
                 policy_churn = churn_gaussian_kl(*self.actor.apply(actor_params, reference_batch.obs),
                                                  *self.actor.apply(params.churn_reference[0], reference_batch.obs))
-            return loss + chain_policy_coefficient(churn, q, self.action_dim) * policy_churn, (log_prob, policy_churn)
+            return (loss + chain_policy_coefficient(churn, q, self.action_dim) * policy_churn,
+                    (log_prob, policy_churn, capture))
 
-        (actor_loss, (log_prob, policy_churn)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
-            params.actor
+        (actor_loss, (log_prob, policy_churn, actor_capture)), (actor_grads, actor_perturbation_grads) = (
+            jax.value_and_grad(actor_loss_fn, argnums=(0, 1), has_aux=True)(
+                params.actor, units.actor.perturbations(params.actor, batch.obs)
+            )
         )
         actor, actor_opt_state = apply_gradients(self.actor_optimizer, params.actor, params.actor_opt_state,
                                                  actor_grads)
@@ -225,14 +239,24 @@ class SACAgent:
                                                                           self.target_entropy)
         log_alpha, temperature_opt_state = apply_gradients(self.temperature_optimizer, params.log_alpha,
                                                            params.temperature_opt_state, log_alpha_grad)
+        critic_reset_key, actor_reset_key = reset_keys(key)
+        critic, critic_opt_state, target_critic, critic_ratios, critic_resets = score_and_reset(
+            units.critic, CRITIC_PREFIX, critic, critic_opt_state,
+            polyak_update(params.target_critic, critic, self.config.tau), critic_capture, critic_perturbation_grads,
+            critic_grads, critic_reset_key, step + 1,
+        )
+        actor, actor_opt_state, _, actor_ratios, actor_resets = score_and_reset(
+            units.actor, ACTOR_PREFIX, actor, actor_opt_state, None, actor_capture, actor_perturbation_grads,
+            actor_grads, actor_reset_key, step + 1,
+        )
         new_params = SACParams(
-            actor=actor, critic=critic, target_critic=polyak_update(params.target_critic, critic, self.config.tau),
+            actor=actor, critic=critic, target_critic=target_critic,
             log_alpha=log_alpha, actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
             temperature_opt_state=temperature_opt_state,
             churn_reference=None if reference_batch is None else (params.actor, params.critic),
         )
         churn_metrics = {} if reference_batch is None else {"value_churn": value_churn, "policy_churn": policy_churn}
-        metrics = {**churn_metrics,
+        metrics = {**churn_metrics, **critic_ratios, **critic_resets, **actor_ratios, **actor_resets,
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "temperature_loss": alpha_loss,

@@ -31,6 +31,14 @@ from jaxrl_suite.agents.off_policy import (
     observation_dim,
     polyak_update,
 )
+from jaxrl_suite.agents.off_policy_units import (
+    ACTOR_PREFIX,
+    CRITIC_PREFIX,
+    make_actor_critic_units,
+    prefixed,
+    reset_keys,
+    score_and_reset,
+)
 from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, DeterministicActor
@@ -107,6 +115,9 @@ class TD3Params:
     critic_opt_state: optax.OptState
     churn_reference: Any = None
     """CHAIN's (actor before its last step, critic one gradient step earlier); None when churn is off."""
+    actor_unit_metrics: Any = None
+    """The actor's dormant / GraMa-inactive ratios at its latest (delayed) step, logged every
+    step; None when plasticity captures nothing."""
 
 
 class TD3Agent:
@@ -121,16 +132,18 @@ class TD3Agent:
                                      config.critic_layer_norm)
         self.actor_optimizer = make_optimizer(config.actor_learning_rate, config.max_grad_norm)
         self.critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm)
+        self.units = make_actor_critic_units(config.plasticity, self.critic, self.critic_optimizer, self.actor,
+                                             self.actor_optimizer, obs_dim, action_dim, config.batch_size)
 
     def init(self, key: jax.Array) -> TD3Params:
         actor_key, critic_key = jax.random.split(key)
-        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
-        actor = self.actor.init(actor_key, obs)
-        critic = self.critic.init(critic_key, obs, jnp.zeros((1, self.action_dim), jnp.float32))
+        actor = self.units.actor.init_fn(actor_key)
+        critic = self.units.critic.init_fn(critic_key)
         return TD3Params(
             actor=actor, target_actor=actor, critic=critic, target_critic=critic,
             actor_opt_state=self.actor_optimizer.init(actor), critic_opt_state=self.critic_optimizer.init(critic),
             churn_reference=(actor, critic) if self.config.churn.enabled else None,
+            actor_unit_metrics=prefixed(ACTOR_PREFIX, self.units.actor.zero_metrics()) or None,
         )
 
     def greedy(self, params: TD3Params, obs: jax.Array) -> jax.Array:
@@ -160,55 +173,74 @@ class TD3Agent:
     def gradient_step(self, params: TD3Params, batch: Transition, key: jax.Array, step: jax.Array,
                       reference_batch: Transition | None = None) -> tuple[TD3Params, dict[str, jax.Array]]:
         """Critic step; on every policy_delay-th step (by the global gradient step count `step`)
-        also an actor step and the Polyak update of both target networks. With a
+        also an actor step and the Polyak update of both target networks; then ReDo/ReGraMa
+        resets when due, copied into the targets: the critic's every `period` gradient steps,
+        the actor's every `period` actor steps (on its delayed steps, whose loss scores it). With a
         reference_batch, CHAIN's value churn joins the critic loss and its action churn the actor's."""
         config = self.config
+        units = self.units
         target = self.critic_target(params, batch, key)
+        critic_reset_key, actor_reset_key = reset_keys(key)
 
-        def critic_loss_fn(critic_params):
-            q = self.critic.apply(critic_params, batch.obs, batch.action)
+        def critic_loss_fn(critic_params, perturbations):
+            q, capture = units.critic.apply(critic_params, perturbations, batch.obs, batch.action)
             value_churn = jnp.zeros(())
             if reference_batch is not None:
                 value_churn = chain_value_churn(
                     self.critic.apply(critic_params, reference_batch.obs, reference_batch.action),
                     self.critic.apply(params.churn_reference[1], reference_batch.obs, reference_batch.action),
                 )
-            return critic_regression_loss(q, target) + config.churn.value_coefficient * value_churn, (q, value_churn)
+            return (critic_regression_loss(q, target) + config.churn.value_coefficient * value_churn,
+                    (q, value_churn, capture))
 
-        (critic_loss, (q, value_churn)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(params.critic)
+        (critic_loss, (q, value_churn, critic_capture)), (critic_grads, critic_perturbation_grads) = jax.value_and_grad(
+            critic_loss_fn, argnums=(0, 1), has_aux=True
+        )(params.critic, units.critic.perturbations(params.critic, batch.obs, batch.action))
         critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
                                                    critic_grads)
         if reference_batch is not None:
             params = params.replace(churn_reference=(params.churn_reference[0], params.critic))
         params = params.replace(critic=critic, critic_opt_state=critic_opt_state)
 
-        def actor_and_targets(params: TD3Params) -> tuple[TD3Params, jax.Array]:
-            def actor_loss_fn(actor_params):
-                loss = td3_actor_loss(self.critic.apply(params.critic, batch.obs, self.actor.apply(actor_params,
-                                                                                                   batch.obs)))
+        def actor_and_targets(params: TD3Params) -> tuple[TD3Params, jax.Array, dict[str, jax.Array]]:
+            def actor_loss_fn(actor_params, perturbations):
+                action, capture = units.actor.apply(actor_params, perturbations, batch.obs)
+                loss = td3_actor_loss(self.critic.apply(params.critic, batch.obs, action))
                 if reference_batch is not None:
                     action_churn = churn_mse(self.actor.apply(actor_params, reference_batch.obs),
                                              self.actor.apply(params.churn_reference[0], reference_batch.obs))
                     loss = loss + chain_policy_coefficient(config.churn, q, self.action_dim) * action_churn
-                return loss
+                return loss, capture
 
-            actor_loss, actor_grads = jax.value_and_grad(actor_loss_fn)(params.actor)
+            (actor_loss, actor_capture), (actor_grads, actor_perturbation_grads) = jax.value_and_grad(
+                actor_loss_fn, argnums=(0, 1), has_aux=True
+            )(params.actor, units.actor.perturbations(params.actor, batch.obs))
             actor, actor_opt_state = apply_gradients(self.actor_optimizer, params.actor, params.actor_opt_state,
                                                      actor_grads)
+            actor, actor_opt_state, target_actor, actor_ratios, actor_resets = score_and_reset(
+                units.actor, ACTOR_PREFIX, actor, actor_opt_state, polyak_update(params.target_actor, actor, config.tau),
+                actor_capture, actor_perturbation_grads, actor_grads, actor_reset_key, step // config.policy_delay + 1,
+            )
             churn_reference = None if reference_batch is None else (params.actor, params.churn_reference[1])
             return params.replace(
-                actor=actor, actor_opt_state=actor_opt_state,
-                target_actor=polyak_update(params.target_actor, actor, config.tau),
+                actor=actor, actor_opt_state=actor_opt_state, target_actor=target_actor,
                 target_critic=polyak_update(params.target_critic, params.critic, config.tau),
-                churn_reference=churn_reference,
-            ), actor_loss
+                churn_reference=churn_reference, actor_unit_metrics=actor_ratios or None,
+            ), actor_loss, actor_resets
 
-        def critic_only(params: TD3Params) -> tuple[TD3Params, jax.Array]:
-            return params, jnp.zeros((), jnp.float32)
+        def critic_only(params: TD3Params) -> tuple[TD3Params, jax.Array, dict[str, jax.Array]]:
+            return params, jnp.zeros((), jnp.float32), prefixed(ACTOR_PREFIX, units.actor.no_reset_metrics())
 
-        params, actor_loss = jax.lax.cond(step % config.policy_delay == 0, actor_and_targets, critic_only, params)
+        params, actor_loss, actor_resets = jax.lax.cond(step % config.policy_delay == 0, actor_and_targets,
+                                                        critic_only, params)
+        critic, critic_opt_state, target_critic, critic_ratios, critic_resets = score_and_reset(
+            units.critic, CRITIC_PREFIX, params.critic, params.critic_opt_state, params.target_critic, critic_capture,
+            critic_perturbation_grads, critic_grads, critic_reset_key, step + 1,
+        )
+        params = params.replace(critic=critic, critic_opt_state=critic_opt_state, target_critic=target_critic)
         metrics = {
             **({} if reference_batch is None else {"value_churn": value_churn}),
+            **critic_ratios, **critic_resets, **(params.actor_unit_metrics or {}), **actor_resets,
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "q_mean": q.mean(),

@@ -35,6 +35,10 @@ class QNetwork(nn.Module):
         return orthogonal_dense(1, 1.0, name="q")(features)[..., 0]
 
 
+# The nn.vmap holding the critics: params["critics"] stacks every leaf on a leading [num_critics] axis.
+CRITIC_MEMBERS = "critics"
+
+
 class CriticEnsemble(nn.Module):
     """`num_critics` independent QNetworks: (obs, action) -> Q [num_critics, ...]."""
 
@@ -53,7 +57,12 @@ class CriticEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.num_critics,
         )
-        return ensemble(tuple(self.hidden_sizes), self.activation, self.layer_norm, name="critics")(obs, action)
+        return ensemble(tuple(self.hidden_sizes), self.activation, self.layer_norm, name=CRITIC_MEMBERS)(obs, action)
+
+
+def critic_member(critics: CriticEnsemble) -> QNetwork:
+    """One critic of the ensemble, unbound: its params are row i of every leaf of params["critics"]."""
+    return QNetwork(tuple(critics.hidden_sizes), critics.activation, critics.layer_norm, parent=None)
 
 
 class TanhGaussianActor(nn.Module):

@@ -35,6 +35,7 @@ from jaxrl_suite.plasticity.diagnostics import (
     spectrum_rank,
     weight_norm,
 )
+from jaxrl_suite.plasticity.ensemble import StackedMembers
 from jaxrl_suite.plasticity.layout import UnitLayer, UnitLayout, find_unit_layout, layer_key
 from jaxrl_suite.plasticity.resets import reset_count, reset_units, zero_optimizer_state
 from jaxrl_suite.plasticity.scores import (
@@ -53,6 +54,7 @@ __all__ = [
     "ChurnState",
     "Perturbations",
     "PlasticityConfig",
+    "StackedMembers",
     "UnitCapture",
     "UnitLayer",
     "UnitLayout",

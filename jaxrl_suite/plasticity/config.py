@@ -32,7 +32,7 @@ class PlasticityConfig:
     score: Annotated[Literal["activation_grad", "kernel_grad"], _flag("grama-score")] = "activation_grad"
     """ReGraMa score: E|dL/d pre-activation| per unit, or the proxy mean_j |dL/dW[j, i]|."""
     period: Annotated[int, _flag("reset-period")] = 1000
-    """Learner updates between resets (DQN: gradient steps; PPO: iterations)."""
+    """Updates between resets (DQN, SAC, TD3: gradient steps, TD3's actor: its delayed steps; PPO: iterations)."""
     threshold: Annotated[float | None, _flag("reset-threshold")] = None
     """Reset units whose normalized score is <= this; None: 0.1 for redo, 0.0 for regrama."""
     max_reset_fraction: Annotated[float, _flag("max-reset-fraction")] = 0.05

@@ -9,11 +9,27 @@ import pathlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not match the run's train state."""
+
+
+def _is_empty(leaf: Any) -> bool:
+    return hasattr(leaf, "shape") and 0 in leaf.shape
+
+
+def _storable(tree: Any) -> Any:
+    """Orbax refuses zero-size arrays (e.g. MuJoCo's actuator state of a model without actuator
+    dynamics): each is stored as a one-element placeholder and rebuilt from the target's shape."""
+    return jax.tree.map(lambda leaf: jnp.zeros((1,), leaf.dtype) if _is_empty(leaf) else leaf, tree)
+
+
+def _rebuild_empty(restored: Any, target: Any) -> Any:
+    return jax.tree.map(lambda value, spec: jnp.zeros(spec.shape, spec.dtype) if _is_empty(spec) else value,
+                        restored, target)
 
 
 def _manager(directory: pathlib.Path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
@@ -41,7 +57,7 @@ class Checkpointer:
         self.manager.save(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(train_state), metadata=ocp.args.JsonSave(metadata)
+                state=ocp.args.StandardSave(_storable(train_state)), metadata=ocp.args.JsonSave(metadata)
             ),
             force=True,
         )
@@ -65,7 +81,7 @@ class Checkpointer:
             restored = _manager(self.directory, self.keep, read_only=True).restore(
                 step,
                 args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(target), metadata=ocp.args.JsonRestore()
+                    state=ocp.args.StandardRestore(_storable(target)), metadata=ocp.args.JsonRestore()
                 ),
             )
         except Exception as error:  # Orbax raises many types for truncated or foreign files
@@ -73,7 +89,7 @@ class Checkpointer:
                 f"checkpoint {step} in {self.directory} could not be restored "
                 f"({type(error).__name__}: {error}); the run directory was left unchanged"
             ) from error
-        return restored.state, restored.metadata
+        return _rebuild_empty(restored.state, target), restored.metadata
 
     def close(self) -> None:
         if self._manager is not None:

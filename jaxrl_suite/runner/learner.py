@@ -19,6 +19,14 @@ COMPLETED_LENGTH_SUM = "completed_length_sum"
 COMPLETED_COUNT = "completed_count"
 
 
+def reduce_stacked_metrics(stacked: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """[n, ...] metrics -> one value each: *_sum/*_count summed over the n, others averaged."""
+    return {
+        name: values.sum(0) if name.endswith(("_sum", "_count")) else values.mean(0)
+        for name, values in stacked.items()
+    }
+
+
 class Learner(Protocol):
     """What `jaxrl_suite.runner.run` needs from an algorithm.
 
