@@ -25,7 +25,7 @@ from jaxrl_suite.early_stop import (
 
 NAN = np.nan
 CONFIG = LeastConfig(start_steps=100, min_episodes=2, window_init=4, window_min=1, window_max=4,
-                     omega_coefficient=1.0, noise_episodes=4)
+                     omega_coefficient=1.0, omega_max=float("inf"), noise_episodes=4)
 
 
 def _hand_state(config=CONFIG, window=4):
@@ -217,11 +217,16 @@ def test_sac_with_least_stops_episodes_as_truncations():
     from jaxrl_suite.runner import scan_updates
 
     least = LeastConfig(start_steps=0, min_episodes=1, window_init=4, window_min=1, window_max=8,
-                        omega_coefficient=1000.0, window_every=400)
+                        omega_coefficient=1000.0, omega_max=float("inf"), window_every=400)
     config = default_config("gymnax/Pendulum-v1", hidden_sizes=(16, 16), batch_size=32, buffer_size=1200,
                             learning_starts=64, num_envs=4, early_stop="least", least=least)
     learner = make_sac(config, make("gymnax/Pendulum-v1"))
-    state, metrics = jax.jit(lambda s: scan_updates(learner, s, 300))(jax.jit(learner.init)(jax.random.PRNGKey(0)))
+    state = jax.jit(learner.init)(jax.random.PRNGKey(0))
+    state, first = jax.jit(lambda s: scan_updates(learner, s, 20))(state)
+    # The first gradient step comes with update 16 (64 env steps): steps 0..15 are not recorded.
+    assert np.isnan(state.least.episode_q[:, :16]).all() and np.isfinite(state.least.episode_q[:, 16:20]).all()
+    state, metrics = jax.jit(lambda s: scan_updates(learner, s, 280))(state)
+    metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, metrics)
     stopped = float(metrics["least_stopped_count"].sum())
     assert stopped > 10
     assert not bool(state.replay.data.terminated.any())
@@ -232,3 +237,58 @@ def test_sac_with_least_stops_episodes_as_truncations():
     assert float(metrics["completed_count"].sum()) == 4 + stopped
     assert float(metrics["least_window"][-1]) in range(1, 9)
     assert float(metrics["least_noise_scale"][-1]) > 0.1  # nearly all recent episodes stopped early
+
+
+def _step_kwargs(step, q, truncated=(False, False), length=(0, 0), **extra):
+    return dict(step_index=jnp.array([step, step]), q=jnp.array(q, jnp.float32), gradient=jnp.ones(2),
+                terminated=jnp.zeros(2, bool), truncated=jnp.array(truncated), episode_length=jnp.array(length),
+                env_steps_before=jnp.int32(1000), env_steps_after=jnp.int32(1002), **extra)
+
+
+def test_steps_before_the_critic_learned_are_not_recorded_nor_stopped():
+    """An untrained critic's Q (and its zero TD loss) must not enter B_Q / B_G."""
+    state = _hand_state()
+    # Q = -50 is far below eps_0 = 4, but recording=False: no decision, nothing written.
+    state, metrics = least_step(state, CONFIG, **_step_kwargs(0, [-50.0, -50.0], recording=jnp.bool_(False)))
+    assert not state.pending_stop.any() and float(metrics["least_active_fraction"]) == 0.0
+    assert np.isnan(state.episode_q[:, 0]).all() and np.isnan(state.episode_gradient[:, 0]).all()
+    # The episode ends at step 1 with recording on: only step 1 reaches the ring.
+    state, _ = least_step(state, CONFIG, **_step_kwargs(1, [-3.0, -3.0], truncated=(True, False), length=(2, 0)))
+    np.testing.assert_array_equal(state.q_history[0], [NAN, -3.0, NAN])
+    np.testing.assert_array_equal(state.gradient_history[0], [NAN, 1.0, NAN])
+    # The new row replaced the oldest (Q_0 = 1); column 0 is 3, 5, 100 (a recorded -50 would give 4).
+    np.testing.assert_array_equal(state.q_history[:, 0], [NAN, 3.0, 5.0, 100.0])
+    assert float(_decide(state, [0, 0], [0.0, 0.0], [1.0, 1.0]).q_threshold[0]) == 5.0
+
+
+def test_patience_needs_consecutive_steps_below_the_threshold():
+    config = dataclasses.replace(CONFIG, patience=3)
+    state = _hand_state(config)
+    # Step 0 (eps 4): env 0 below, env 1 above; step 1 (eps -5): both below -5.
+    state, _ = least_step(state, config, **_step_kwargs(0, [-50.0, 50.0]))
+    np.testing.assert_array_equal(state.rule_streak, [1, 0])
+    state, _ = least_step(state, config, **_step_kwargs(1, [-50.0, -50.0]))
+    np.testing.assert_array_equal(state.rule_streak, [2, 1])
+    assert not state.pending_stop.any()
+    state, _ = least_step(state, config, **_step_kwargs(2, [-50.0, 50.0]))  # eps_2 = 8: env 1 recovers
+    np.testing.assert_array_equal(state.rule_streak, [3, 0])
+    np.testing.assert_array_equal(state.pending_stop, [True, False])
+    # Ending the episode clears its streak.
+    state, _ = least_step(state, config, **_step_kwargs(0, [-50.0, -50.0], truncated=(True, False), length=(3, 0)))
+    np.testing.assert_array_equal(state.rule_streak, [0, 1])
+    with pytest.raises(ValueError, match=r"least.patience=0"):
+        LeastConfig(patience=0).validate()
+
+
+def test_omega_max_caps_how_far_above_the_median_the_rule_may_reach():
+    state = _hand_state()
+    capped = dataclasses.replace(CONFIG, omega_max=1.0)
+    # G = 0.5 gives omega = 2: uncapped, Q = 7.9 > eps_0 = 4 is stopped (Q < 2 * 4) ...
+    assert bool(_decide(state, [0, 0], [7.9, 3.9], [0.5, 0.5]).stop[0])
+    # ... capped at 1, only Q below the median stops, in both branches (eps_1 = -5).
+    decision = _decide(state, [0, 0], [7.9, 3.9], [0.5, 0.5], config=capped)
+    np.testing.assert_allclose(decision.omega, [1.0, 1.0])
+    np.testing.assert_array_equal(decision.stop, [False, True])
+    np.testing.assert_array_equal(_decide(state, [1, 1], [-4.9, -5.1], [0.5, 0.5], config=capped).stop, [False, True])
+    # A larger G than usual (omega < 1: learning less calm) is left alone by the cap.
+    np.testing.assert_allclose(_decide(state, [0, 0], [0.0, 0.0], [4.0, 4.0], config=capped).omega, [0.25, 0.25])

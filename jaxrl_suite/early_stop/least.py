@@ -15,6 +15,11 @@ What is the paper's, and what is ours (the paper's text leaves several details o
   critic gradient norm; or "td_error", |TD error| of the collected transition itself (much
   noisier: omega then swings with each transition and stops far more often);
   `omega_coefficient` scaling omega (the paper's scalar in [0.3, 0.6] is unconfirmed);
+  `omega_max` capping omega (default 1: only episodes below eps_i can stop; B_G holds older,
+  larger TD losses, so an uncapped omega drifts above 1 and stops above-median episodes);
+  `patience` consecutive steps the rule must hold (default 1, the paper's rule); steps taken
+  before the learner's first gradient step are not recorded (`recording`: an untrained
+  critic's Q is no value estimate and its G is 0);
   `min_episodes` before a step index's thresholds are trusted; the decision at step i takes
   effect on the env's next step (the TD error of step i needs s_{i+1}), so a stopped episode
   ends one step after the decision; the entropy is the Shannon entropy of a `entropy_bins`
@@ -71,6 +76,10 @@ class LeastConfig:
     """Step indices (evenly spaced) whose B_Q values enter the entropy estimate."""
     omega_coefficient: float = 0.5
     """Scale of omega; < 1 makes stopping rarer in both branches."""
+    omega_max: float = 1.0
+    """Cap on omega after scaling: 1 never stops an episode whose Q is at or above eps_i; inf: no cap."""
+    patience: int = 1
+    """Consecutive steps the rule must hold before an episode is stopped (1: the paper's rule)."""
     noise_cap: float = 0.2
     """Largest exploration-noise std the boost adds (paper: TD3 0.25-0.35, SAC 0.15-0.25)."""
     noise_episodes: int = 20
@@ -99,6 +108,8 @@ class LeastConfig:
         require(self.entropy_bins >= 2, owner, "entropy_bins", self.entropy_bins, "an integer >= 2")
         require(self.entropy_columns >= 1, owner, "entropy_columns", self.entropy_columns, "an integer >= 1")
         require(self.omega_coefficient > 0, owner, "omega_coefficient", self.omega_coefficient, "a number > 0")
+        require(self.omega_max > 0, owner, "omega_max", self.omega_max, "a number > 0 (inf: no cap)")
+        require(self.patience >= 1, owner, "patience", self.patience, "an integer >= 1 (consecutive steps)")
         require(self.noise_cap >= 0, owner, "noise_cap", self.noise_cap, "a std >= 0")
         require(self.noise_episodes >= 1, owner, "noise_episodes", self.noise_episodes, "an integer >= 1")
         require(0 < self.noise_early_fraction <= 1, owner, "noise_early_fraction", self.noise_early_fraction,
@@ -119,6 +130,7 @@ class LeastState:
     episode_q:        [N, L] float32 rows of the running episodes (NaN beyond their step).
     episode_gradient: [N, L] float32 same for G.
     pending_stop:     [N] bool, decided at the last step: the `stop` mask of the next env step.
+    rule_streak:      [N] int32 consecutive steps of the running episodes at which the rule held.
     recent_stopped:   [m] bool, the last m episodes were stopped by LEAST.
     recent_early:     [m] bool, ... stopped before step e.
     recent_position:  [] int32, recent_count: [] int32 ring bookkeeping of the last m episodes.
@@ -134,6 +146,7 @@ class LeastState:
     episode_q: jax.Array
     episode_gradient: jax.Array
     pending_stop: jax.Array
+    rule_streak: jax.Array
     recent_stopped: jax.Array
     recent_early: jax.Array
     recent_position: jax.Array
@@ -151,7 +164,8 @@ def init_least(config: LeastConfig, num_envs: int, max_episode_steps: int) -> Le
     return LeastState(
         q_history=history, gradient_history=history, history_position=zero, episodes_recorded=zero,
         window=jnp.asarray(config.window_init, jnp.int32), episode_q=rows, episode_gradient=rows,
-        pending_stop=jnp.zeros((num_envs,), jnp.bool_), recent_stopped=recent, recent_early=recent,
+        pending_stop=jnp.zeros((num_envs,), jnp.bool_), rule_streak=jnp.zeros((num_envs,), jnp.int32),
+        recent_stopped=recent, recent_early=recent,
         recent_position=zero, recent_count=zero, entropy_mean=jnp.zeros((), jnp.float32), entropy_checks=zero,
     )
 
@@ -211,7 +225,7 @@ def decide_stop(state: LeastState, config: LeastConfig, step_index: jax.Array, q
     rows = window_rows(state.history_position, state.episodes_recorded, state.window, state.q_history.shape[0])
     q_threshold, count = column_statistic(state.q_history, rows, step_index, config.statistic)
     gradient_reference, _ = column_statistic(state.gradient_history, rows, step_index, config.statistic)
-    omega = config.omega_coefficient * gradient_reference / (gradient + config.epsilon)
+    omega = jnp.minimum(config.omega_coefficient * gradient_reference / (gradient + config.epsilon), config.omega_max)
     active = (
         (env_steps >= config.start_steps)
         & (count >= config.min_episodes)
@@ -326,13 +340,17 @@ def recent_stop_rate(state: LeastState) -> jax.Array:
 
 def least_step(state: LeastState, config: LeastConfig, *, step_index: jax.Array, q: jax.Array,
                gradient: jax.Array, terminated: jax.Array, truncated: jax.Array, episode_length: jax.Array,
-               env_steps_before: jax.Array, env_steps_after: jax.Array) -> tuple[LeastState, dict[str, jax.Array]]:
+               env_steps_before: jax.Array, env_steps_after: jax.Array,
+               recording: jax.Array | bool = True) -> tuple[LeastState, dict[str, jax.Array]]:
     """Everything LEAST does after one env step of N envs; returns the new state (its
     `pending_stop` is the next step's stop mask) and metrics.
 
     step_index [N] int: the index i of the step just taken (its env step count before it);
     q [N]: Q(s_i, a_i); gradient [N]: G_i; terminated, truncated [N] bool: how the step ended;
-    episode_length [N] int: length of the episode that ended (read where it ended).
+    episode_length [N] int: length of the episode that ended (read where it ended);
+    recording [] bool: Q and G come from a trained critic. While False (before the learner's
+    first gradient step) they are left out of B_Q and B_G and nothing is stopped: an untrained
+    critic's Q is no value estimate, and its G (no TD loss yet) would enter the medians as zeros.
 
     Metrics: least_stopped_count, least_stopped_length_sum, least_steps_saved_sum (the stopped
     episodes' remaining steps to the time limit) are sums; least_stop_rate (of the last m
@@ -340,11 +358,14 @@ def least_step(state: LeastState, config: LeastConfig, *, step_index: jax.Array,
     least_active_fraction, least_window and least_noise_scale are values.
     """
     max_steps = state.episode_q.shape[1]
+    q = jnp.where(recording, q, jnp.nan)  # NaN: "no value", skipped by the statistics
+    gradient = jnp.where(recording, gradient, jnp.nan)
     done = terminated | truncated
     stopped = state.pending_stop & truncated & (episode_length < max_steps)
     state = record_step(state, config, step_index, q, gradient, done, stopped, episode_length)
     decision = decide_stop(state, config, step_index, q, gradient, env_steps_after)
-    state = state.replace(pending_stop=decision.stop & ~done)
+    rule_streak = jnp.where(decision.stop & ~done, state.rule_streak + 1, 0)
+    state = state.replace(pending_stop=rule_streak >= config.patience, rule_streak=rule_streak)
     state = maybe_adapt_window(state, config, env_steps_before, env_steps_after)
 
     active = decision.active.astype(jnp.float32)

@@ -1,0 +1,68 @@
+"""Fast checks of the LEAST study's presets and command line: no training.
+
+The issue asks for SAC/TD3 with and without LEAST over >= 5 seeds on named CPU and GPU envs.
+"""
+
+import argparse
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "least.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("least_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _args(**overrides):
+    values = dict(envs=None, total_steps=None, least=[], least_start=None)
+    return argparse.Namespace(**{**values, **overrides})
+
+
+def test_presets_cover_the_requested_envs_with_five_seeds(study):
+    cpu, gpu = study.PRESETS["cpu"], study.PRESETS["gpu"]
+    assert list(cpu.budgets) == ["dmc/CartpoleSwingup", "brax/inverted_pendulum", "brax/hopper"]
+    assert list(gpu.budgets) == ["dmc/CheetahRun", "dmc/HopperHop", "dmc/WalkerWalk", "brax/ant", "brax/humanoid"]
+    assert cpu.num_seeds >= 5 and gpu.num_seeds >= 5
+    assert {algo for algo, _ in study.VARIANTS} == {"sac", "td3"}
+    assert {mode for _, mode in study.VARIANTS} == {"none", "least"}
+    tasks = study.select_tasks(cpu, _args())
+    assert [task.least.start_steps for task in tasks] == [6_000, 3_000, 6_000]  # 15% of each budget
+    assert all(task.least.window_max <= 40 for task in tasks)
+    assert study.select_tasks(gpu, _args())[0].least.start_steps == 100_000
+
+
+def test_command_line_overrides(study):
+    cpu = study.PRESETS["cpu"]
+    (task,) = study.select_tasks(cpu, _args(envs="gymnax/Pendulum-v1", total_steps=10_000,
+                                            least=["patience=5", "omega_max=inf"], least_start=1_000))
+    assert task.env_id == "gymnax/Pendulum-v1" and task.total_steps == 10_000
+    assert task.least.patience == 5 and task.least.omega_max == float("inf") and task.least.start_steps == 1_000
+    with pytest.raises(SystemExit, match="FIELD one of"):
+        study.least_overrides(["patiense=5"])
+    with pytest.raises(SystemExit, match="not env ids"):
+        study.select_tasks(cpu, _args(envs="dmc/NoSuchTask"))
+    with pytest.raises(ValueError, match="least.patience=0"):
+        study.select_tasks(cpu, _args(least=["patience=0"]))
+
+
+def test_estimated_steps_saved_uses_the_unstopped_episodes_length(study):
+    # After the warm-up (env step 100): 4 episodes ended, 1 stopped after 10 steps, the other 3
+    # lasted 30 on average; the record before the warm-up does not count.
+    records = [{"env_steps": 100, "least_stopped_count": 0.0, "completed_count": 9.0, "completed_length_sum": 9.0},
+               {"env_steps": 200, "least_stopped_count": 1.0, "completed_count": 2.0, "completed_length_sum": 40.0,
+                "least_stopped_length_sum": 10.0},
+               {"env_steps": 300, "completed_count": 2.0, "completed_length_sum": 60.0}]
+    assert study.estimated_steps_saved(records, start_steps=100) == 20.0
+    shorter = [{**records[1], "completed_length_sum": 15.0}]  # the unstopped one lasted 5 steps
+    assert study.estimated_steps_saved(shorter, start_steps=100) == 0.0  # never negative
+    assert study.estimated_steps_saved(records[:1], start_steps=0) == 0.0  # nothing stopped
