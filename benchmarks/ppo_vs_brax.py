@@ -23,6 +23,7 @@ from benchmarks.common import device_description, markdown_table, raw_env_steps_
 from jaxrl_suite.agents.ppo import default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs import make  # noqa: E402
 from jaxrl_suite.runner import make_chunk_fn  # noqa: E402
+from jaxrl_suite.runner.chunks import init_stacked  # noqa: E402
 
 NUM_EVAL_ENVS = 16
 
@@ -50,7 +51,7 @@ def run_ours(env_id: str, settings: dict, seed: int, num_chunks: int) -> dict:
     per_chunk = max(1, total_updates // num_chunks)
     start = time.perf_counter()
     keys = jax.random.PRNGKey(seed)[None]
-    state = jax.jit(jax.vmap(learner.init))(keys)
+    state = init_stacked(learner, keys)
     chunk = make_chunk_fn(learner, per_chunk)
     compiled = chunk.lower(state).compile()
     compile_s = time.perf_counter() - start

@@ -37,7 +37,14 @@ from jaxrl_suite.plasticity import (  # noqa: E402
     weight_norm,
 )
 from jaxrl_suite.plasticity.config import PlasticityConfig  # noqa: E402
-from jaxrl_suite.runner import RunConfig, plot_runs, train  # noqa: E402
+from jaxrl_suite.runner import (  # noqa: E402
+    RunConfig,
+    has_checkpoint,
+    plot_runs,
+    read_metrics,
+    records_same_run,
+    train,
+)
 
 DORMANT_THRESHOLD = PlasticityConfig().diagnostic_threshold
 DIAGNOSTICS = ("feature_rank", "dormant_ratio", "weight_norm", "gradient_kurtosis", "entropy", "ess")
@@ -97,9 +104,10 @@ class Preset:
 
 
 PRESETS = {
-    # ~30 min on an idle 2-core CPU (estimate, not measured at this size; see docs).
+    # Sized for about 30 min on the idle 2-core CPU: training dominates (about 2,000 env steps/s for
+    # 2 seeds of the MinAtar conv net), so 33 settings x 40,960 steps x 2 seeds; see docs for the measured time.
     "cpu": Preset(("gymnax/Breakout-MinAtar", "gymnax/SpaceInvaders-MinAtar", "dmc/CartpoleBalance"),
-                  total_steps=98_304, num_seeds=2, groups=study_groups(8, 32, 128, 32)),
+                  total_steps=40_960, num_seeds=2, groups=study_groups(8, 32, 128, 32)),
     # Paper-like scale (Atari-10 used 100M steps, 5 seeds); documented, not run here.
     "gpu": Preset(("gymnax/Breakout-MinAtar", "gymnax/SpaceInvaders-MinAtar", "gymnax/Asterix-MinAtar",
                    "gymnax/Freeway-MinAtar", "dmc/CartpoleBalance", "dmc/CheetahRun"),
@@ -187,16 +195,29 @@ def diagnose_seeds(learner: PPO, stacked_state, probe_size: int, seed: int) -> d
 # -------------------------------------------------------------------------------- running
 
 
-def run_setting(env_id: str, setting: Setting, preset: Preset, out: pathlib.Path, seed: int) -> dict[str, Any]:
-    """Trains all seeds of one setting (one vmapped program) and returns its result record."""
+def run_setting(env_id: str, setting: Setting, preset: Preset, out: pathlib.Path, seed: int,
+                overwrite: bool = False) -> dict[str, Any]:
+    """Trains all seeds of one setting (one vmapped program) and returns its result record.
+
+    Without `overwrite` a setting finished earlier with the same configuration is reused and an
+    interrupted one continues from its last checkpoint; a directory holding a different run is
+    refused (RunDirectoryError) rather than replaced.
+    """
     config = ppo_config(env_id, setting, preset.total_steps)
     learner = make_ppo(config, make(env_id))
     run = RunConfig(total_steps=preset.total_steps, seed=seed, num_seeds=preset.num_seeds,
                     log_every=max(config.batch_size, preset.total_steps // preset.log_points),
                     eval_every=0, tensorboard=False, progress=False)
     run_dir = out / env_slug(env_id) / setting.name
-    result = train(learner, run, run_dir, algo="ppo", env_id=env_id, overwrite=True)
-    final = result.records[-1]
+    same_run = not overwrite and records_same_run(run_dir, "ppo", env_id, run, config)
+    if same_run and (run_dir / "diagnostics.json").exists():
+        print(f"   reusing the finished run in {run_dir}", flush=True)
+        return json.loads((run_dir / "diagnostics.json").read_text())
+    resume = same_run and has_checkpoint(run_dir)
+    # same_run without a checkpoint: it stopped inside its first chunk and holds nothing to keep
+    result = train(learner, run, run_dir, algo="ppo", env_id=env_id, resume=resume,
+                   overwrite=overwrite or (same_run and not resume))
+    final = read_metrics(run_dir)[-1]  # this call's records miss what ran before a resume
     record = {"env_id": env_id, "setting": dataclasses.asdict(setting), "name": setting.name,
               "run_dir": str(run_dir), "env_steps": final["env_steps"], "wall_time": final["wall_time"],
               "eval_return": final.get("eval_return_per_seed"),
@@ -268,6 +289,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--envs", nargs="+", help="env ids (overrides the preset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/ppo_data_scaling")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain settings already in --out (default: reuse finished ones, resume interrupted ones)")
     return parser.parse_args(argv)
 
 
@@ -287,7 +310,7 @@ def main(argv=None) -> None:
     for env_id in preset.env_ids:
         for setting in unique_settings(preset.groups):
             print(f"== {env_id} {setting.name}", flush=True)
-            records.append(run_setting(env_id, setting, preset, out, args.seed))
+            records.append(run_setting(env_id, setting, preset, out, args.seed, args.overwrite))
             (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
     write_table(records, out / "summary.md")
     plot_returns(records, preset.groups, out)

@@ -176,7 +176,8 @@ def test_data_parallel_over_two_devices_matches_one_device(corpus_dir, tmp_path)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), one.state.params, two.state.params)
         print("data parallel ok")
     """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
     completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "data parallel ok" in completed.stdout

@@ -7,12 +7,19 @@ from jaxrl_suite.runner.checkpoints import Checkpointer, CheckpointError
 from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn, reduce_chunk_metrics, scan_updates
 from jaxrl_suite.runner.config import RunConfig, require
 from jaxrl_suite.runner.learner import Learner
-from jaxrl_suite.runner.loop import RunDirectoryError, RunResult, read_config, train
+from jaxrl_suite.runner.loop import (
+    RunDirectoryError,
+    RunResult,
+    has_checkpoint,
+    read_config,
+    records_same_run,
+    train,
+)
 from jaxrl_suite.runner.metrics_log import read_metrics
 from jaxrl_suite.runner.plots import plot_runs
 
 __all__ = [
     "CheckpointError", "Checkpointer", "Learner", "RunConfig", "RunDirectoryError", "RunResult",
     "init_seeds", "make_chunk_fn", "plot_runs", "read_config", "read_metrics", "reduce_chunk_metrics",
-    "require", "scan_updates", "train",
+    "require", "scan_updates", "train", "has_checkpoint", "records_same_run",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrl_suite.runner.learner import COMPLETED_COUNT, COMPLETED_RETURN_SUM, Learner
+from jaxrl_suite.runner.learner import COMPLETED_COUNT, COMPLETED_RETURN_SUM, Learner, reduce_stacked_metrics
 
 
 def scan_updates(learner: Learner, state: Any, num_updates: int) -> tuple[Any, dict[str, jax.Array]]:
@@ -24,10 +24,7 @@ def reduce_chunk_metrics(stacked: dict[str, jax.Array]) -> dict[str, jax.Array]:
 
     Adds `episode_return` (mean return of episodes finished in the chunk; NaN if none).
     """
-    reduced = {
-        name: values.sum(0) if name.endswith(("_sum", "_count")) else values.mean(0)
-        for name, values in stacked.items()
-    }
+    reduced = reduce_stacked_metrics(stacked)
     if COMPLETED_RETURN_SUM in reduced and COMPLETED_COUNT in reduced:
         count = reduced[COMPLETED_COUNT]
         reduced["episode_return"] = jnp.where(
@@ -51,10 +48,17 @@ def seed_keys(seeds: list[int]) -> jax.Array:
     return jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
 
 
+def init_stacked(learner: Learner, keys: jax.Array) -> Any:
+    """TrainStates for keys [K, 2] stacked on a leading [K] axis, initialised one after another
+    (lax.map, not vmap): a vmapped init batches the orthogonal initialisers' QR decompositions,
+    and that batched LAPACK call has deadlocked XLA's CPU thread pool (brax envs, 5 seeds)."""
+    return jax.jit(lambda keys: jax.lax.map(learner.init, keys))(keys)
+
+
 def init_seeds(learner: Learner, seed: int, num_seeds: int) -> Any:
     """TrainStates for seeds seed..seed+num_seeds-1 stacked on a leading [num_seeds] axis.
 
     Seed s alone and seed s inside a batch get the same key, so a vmapped run of K seeds
     reproduces each single-seed run.
     """
-    return jax.jit(jax.vmap(learner.init))(seed_keys(list(range(seed, seed + num_seeds))))
+    return init_stacked(learner, seed_keys(list(range(seed, seed + num_seeds))))

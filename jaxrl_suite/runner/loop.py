@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jaxrl_suite.runner.checkpoints import Checkpointer
-from jaxrl_suite.runner.chunks import make_chunk_fn, seed_keys
+from jaxrl_suite.runner.chunks import init_stacked, make_chunk_fn, seed_keys
 from jaxrl_suite.runner.config import RunConfig
 from jaxrl_suite.runner.learner import Learner
 from jaxrl_suite.runner.metrics_log import MetricsWriter, to_json_value, truncate_metrics
@@ -64,10 +64,27 @@ class Schedule:
         return cls(total_updates, per_chunk, in_chunks(run.eval_every), in_chunks(run.checkpoint_every) or 1)
 
 
-def write_config(run_dir: pathlib.Path, algo: str, env_id: str, run: RunConfig, learner_config: Any) -> None:
+def _config_json(algo: str, env_id: str, run: RunConfig, learner_config: Any) -> str:
     payload = {"algo": algo, "env": env_id, "run": dataclasses.asdict(run),
                "learner": dataclasses.asdict(learner_config)}
-    (run_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return json.dumps(payload, indent=2, default=str) + "\n"
+
+
+def write_config(run_dir: pathlib.Path, algo: str, env_id: str, run: RunConfig, learner_config: Any) -> None:
+    (run_dir / CONFIG_FILE).write_text(_config_json(algo, env_id, run, learner_config))
+
+
+def records_same_run(run_dir: str | pathlib.Path, algo: str, env_id: str, run: RunConfig, learner_config: Any) -> bool:
+    """True when `run_dir` was started with exactly this algo, env, run and learner config, so
+    continuing or reusing it is meaningful (studies use this to pick up where they stopped)."""
+    path = pathlib.Path(run_dir) / CONFIG_FILE
+    expected = json.loads(_config_json(algo, env_id, run, learner_config))
+    return path.exists() and json.loads(path.read_text()) == expected
+
+
+def has_checkpoint(run_dir: str | pathlib.Path) -> bool:
+    directory = pathlib.Path(run_dir) / CHECKPOINT_DIR
+    return directory.exists() and Checkpointer(directory).latest_step() is not None
 
 
 def read_config(run_dir: str | pathlib.Path) -> dict[str, Any]:
@@ -85,7 +102,7 @@ def prepare_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> 
     if resume:
         if CONFIG_FILE not in existing:
             raise RunDirectoryError(f"cannot resume {run_dir}: no {CONFIG_FILE} there (not a jaxrl run directory)")
-        if Checkpointer(run_dir / CHECKPOINT_DIR).latest_step() is None:
+        if not has_checkpoint(run_dir):
             raise RunDirectoryError(f"cannot resume {run_dir}: it holds no checkpoint (checkpoints/ is missing or empty)")
         return
     if existing and not overwrite:
@@ -131,7 +148,7 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     max_chunks stops after that many chunks in THIS call (used to test interruption + resume).
     Sweeps vmap (setting, seed) members: `member_seeds` gives each member's seed (default
     run.seed .. run.seed + num_seeds - 1) and `init_members(keys [M, 2])` their stacked states
-    (default vmap(learner.init)).
+    (default `init_stacked`: learner.init for one member after another).
     """
     run.validate()
     run_dir = pathlib.Path(run_dir)
@@ -144,7 +161,7 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
 
     seeds = list(member_seeds) if member_seeds is not None else list(range(run.seed, run.seed + run.num_seeds))
     keys = seed_keys(seeds)
-    state = init_members(keys) if init_members is not None else jax.jit(jax.vmap(learner.init))(keys)
+    state = init_members(keys) if init_members is not None else init_stacked(learner, keys)
     updates_done, wall_offset = 0, 0.0
     if resume:
         state, metadata = checkpointer.restore(state)
