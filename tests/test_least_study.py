@@ -4,23 +4,15 @@ The issue asks for SAC/TD3 with and without LEAST over >= 5 seeds on named CPU a
 """
 
 import argparse
-import importlib.util
-import pathlib
-import sys
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "least.py"
+from tests.conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("least_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield from load_experiment("least")
 
 
 def _args(**overrides):

@@ -1,28 +1,21 @@
 """Fast checks of the PPO data-scaling study: diagnostic helpers on tiny inputs and preset consistency.
 
-No training: known answers (rank of a diagonal matrix, ESS of equal weights) and grid invariants.
+Known answers (rank of a diagonal matrix, ESS of equal weights), grid invariants, and a tiny
+CartPole setting that is interrupted, resumed and then reused.
 """
 
-import importlib.util
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ppo_data_scaling.py"
+from tests.conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("ppo_data_scaling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield from load_experiment("ppo_data_scaling")
 
 
 def test_effective_rank_of_diagonal_features(study):
