@@ -104,8 +104,9 @@ class Preset:
 
 
 PRESETS = {
-    # Sized for about 30 min on the idle 2-core CPU: training dominates (about 2,000 env steps/s for
-    # 2 seeds of the MinAtar conv net), so 33 settings x 40,960 steps x 2 seeds; see docs for the measured time.
+    # 33 settings x 40,960 steps x 2 seeds. Training dominates (about 1,000-2,000 env steps/s for 2 seeds
+    # of the MinAtar conv net on a 2-core CPU); measured: over an hour of CPU there, not the 30 min aimed
+    # for (docs/ppo_data_scaling.md). Pass --envs to run one env per process, --total-steps to shrink.
     "cpu": Preset(("gymnax/Breakout-MinAtar", "gymnax/SpaceInvaders-MinAtar", "dmc/CartpoleBalance"),
                   total_steps=40_960, num_seeds=2, groups=study_groups(8, 32, 128, 32)),
     # Paper-like scale (Atari-10 used 100M steps, 5 seeds); documented, not run here.
