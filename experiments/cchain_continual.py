@@ -61,6 +61,8 @@ PRESETS = {
     ),
 }
 
+RESULT_FILES = ("records.json", "summary.json", "cchain_continual.png")
+
 
 def build_learner(preset: Preset, churn: ChurnConfig) -> PPO:
     first_env_id = SEQUENCES[preset.sequence][0]
@@ -167,7 +169,12 @@ def main() -> None:
     parser.add_argument("--num-seeds", type=int, default=None, help="override the preset's seed count")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/cchain_continual")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     args = parser.parse_args()
+    existing = [name for name in RESULT_FILES if (pathlib.Path(args.out) / name).exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{args.out} already holds results ({', '.join(existing)}); pass --overwrite to replace "
+                     f"them or choose another --out")
     preset = PRESETS[args.preset]
     preset = dataclasses.replace(
         preset, steps_per_task=args.steps_per_task or preset.steps_per_task,

@@ -28,7 +28,7 @@ from experiments.common import confidence_interval  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
 from jaxrl_suite.early_stop import LeastConfig  # noqa: E402
 from jaxrl_suite.envs import list_env_ids  # noqa: E402
-from jaxrl_suite.runner import RunConfig, read_metrics, train  # noqa: E402
+from jaxrl_suite.runner import RunConfig, read_metrics, train_or_continue  # noqa: E402
 from jaxrl_suite.runner.plots import seed_curves  # noqa: E402
 
 
@@ -92,7 +92,8 @@ VARIANTS = (("sac", "none"), ("sac", "least"), ("td3", "none"), ("td3", "least")
 NOISE_CAPS = {"sac": 0.2, "td3": 0.3}  # the middle of the paper's ranges
 
 
-def run_variant(task: Task, preset: Preset, algo: str, early_stop: str, run_dir: pathlib.Path) -> pathlib.Path:
+def run_variant(task: Task, preset: Preset, algo: str, early_stop: str, run_dir: pathlib.Path,
+                overwrite: bool = False) -> pathlib.Path:
     least = dataclasses.replace(task.least, noise_cap=NOISE_CAPS[algo])
     config = algorithms.default_config(algo, task.env_id)
     config = dataclasses.replace(config, **task.learner_overrides, early_stop=early_stop, least=least)
@@ -102,7 +103,7 @@ def run_variant(task: Task, preset: Preset, algo: str, early_stop: str, run_dir:
                     log_every=task.total_steps // preset.log_points,
                     eval_every=task.total_steps // preset.eval_points, keep_checkpoints=1,
                     progress=False, tensorboard=False)
-    train(learner, run, run_dir, algo=algo, env_id=task.env_id, overwrite=True)
+    train_or_continue(learner, run, run_dir, algo=algo, env_id=task.env_id, overwrite=overwrite)
     return run_dir
 
 
@@ -224,6 +225,9 @@ def main() -> None:
     parser.add_argument("--least", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a LeastConfig field, e.g. --least patience=5 (repeatable)")
     parser.add_argument("--out", default="runs/least")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain every variant; without it, finished variants with the same config are reused, "
+                             "interrupted ones continue, and a directory holding a different run is refused")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     preset = dataclasses.replace(preset, num_seeds=args.num_seeds or preset.num_seeds)
@@ -237,7 +241,8 @@ def main() -> None:
             if algo not in algos:
                 continue
             run_dir = out / task.env_id.replace("/", "-") / f"{algo}-{early_stop}"
-            run_dirs[(task.env_id, algo, early_stop)] = run_variant(task, preset, algo, early_stop, run_dir)
+            run_dirs[(task.env_id, algo, early_stop)] = run_variant(task, preset, algo, early_stop, run_dir,
+                                                                   args.overwrite)
             row = summarize_variant(run_dir, task.total_steps, task.least.start_steps)
             summary.setdefault(task.env_id, {})[f"{algo}+{early_stop}"] = row
             print(f"{task.env_id} {algo} early_stop={early_stop}: {json.dumps(row)}", flush=True)

@@ -39,11 +39,10 @@ from jaxrl_suite.plasticity import (  # noqa: E402
 from jaxrl_suite.plasticity.config import PlasticityConfig  # noqa: E402
 from jaxrl_suite.runner import (  # noqa: E402
     RunConfig,
-    has_checkpoint,
     plot_runs,
     read_metrics,
     records_same_run,
-    train,
+    train_or_continue,
 )
 
 DORMANT_THRESHOLD = PlasticityConfig().diagnostic_threshold
@@ -210,14 +209,11 @@ def run_setting(env_id: str, setting: Setting, preset: Preset, out: pathlib.Path
                     log_every=max(config.batch_size, preset.total_steps // preset.log_points),
                     eval_every=0, tensorboard=False, progress=False)
     run_dir = out / env_slug(env_id) / setting.name
-    same_run = not overwrite and records_same_run(run_dir, "ppo", env_id, run, config)
-    if same_run and (run_dir / "diagnostics.json").exists():
+    if not overwrite and records_same_run(run_dir, "ppo", env_id, run, config) and \
+            (run_dir / "diagnostics.json").exists():
         print(f"   reusing the finished run in {run_dir}", flush=True)
         return json.loads((run_dir / "diagnostics.json").read_text())
-    resume = same_run and has_checkpoint(run_dir)
-    # same_run without a checkpoint: it stopped inside its first chunk and holds nothing to keep
-    result = train(learner, run, run_dir, algo="ppo", env_id=env_id, resume=resume,
-                   overwrite=overwrite or (same_run and not resume))
+    result = train_or_continue(learner, run, run_dir, algo="ppo", env_id=env_id, overwrite=overwrite)
     final = read_metrics(run_dir)[-1]  # this call's records miss what ran before a resume
     record = {"env_id": env_id, "setting": dataclasses.asdict(setting), "name": setting.name,
               "run_dir": str(run_dir), "env_steps": final["env_steps"], "wall_time": final["wall_time"],

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from experiments.common import confidence_interval  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
 from jaxrl_suite.plasticity import PlasticityConfig  # noqa: E402
-from jaxrl_suite.runner import RunConfig, read_metrics, train  # noqa: E402
+from jaxrl_suite.runner import RunConfig, read_metrics, train_or_continue  # noqa: E402
 from jaxrl_suite.runner.plots import seed_curves  # noqa: E402
 
 
@@ -122,7 +122,7 @@ NETWORKS = {"sac": ("critic_", "actor_"), "td3": ("critic_", "actor_"), "dqn": (
 RATIOS = ("dormant_ratio", "grama_inactive_ratio")
 
 
-def run_variant(study: Study, method: str, num_seeds: int, out: pathlib.Path) -> pathlib.Path:
+def run_variant(study: Study, method: str, num_seeds: int, out: pathlib.Path, overwrite: bool = False) -> pathlib.Path:
     plasticity = PlasticityConfig(method=method, period=study.reset_period, threshold=study.thresholds.get(method),
                                   max_reset_fraction=study.max_reset_fraction, log_unit_activity=True)
     config = algorithms.default_config(study.algo, study.env_id)
@@ -137,7 +137,7 @@ def run_variant(study: Study, method: str, num_seeds: int, out: pathlib.Path) ->
     run = RunConfig(total_steps=study.total_steps, num_seeds=num_seeds, log_every=log_every, eval_every=eval_every,
                     progress=False, tensorboard=False)
     run_dir = out / study.name / method
-    train(learner, run, run_dir, algo=study.algo, env_id=study.env_id, overwrite=True)
+    train_or_continue(learner, run, run_dir, algo=study.algo, env_id=study.env_id, overwrite=overwrite)
     return run_dir
 
 
@@ -254,6 +254,9 @@ def main() -> None:
     parser.add_argument("--num-seeds", type=int, default=None, help="override the preset's seed count")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     parser.add_argument("--out", default="runs/regrama")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain every variant; without it, finished variants with the same config are reused, "
+                             "interrupted ones continue, and a directory holding a different run is refused")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     methods = args.methods.split(",")
@@ -269,7 +272,7 @@ def main() -> None:
         study_dirs, variants = {}, {}
         run_dirs.append((study, study_dirs))
         for method in methods:
-            study_dirs[method] = run_variant(study, method, num_seeds, out)
+            study_dirs[method] = run_variant(study, method, num_seeds, out, args.overwrite)
             variants[method] = summarize_variant(study, study_dirs[method])
             print(f"{study.name} {method}: {json.dumps(variants[method])}", flush=True)
         summary[study.name] = {"algo": study.algo, "env": study.env_id, "total_steps": study.total_steps,

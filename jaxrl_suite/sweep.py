@@ -50,12 +50,14 @@ class TracedHyperparameterLearner:
         return learner
 
     def init_members(self, hyperparameters: dict[str, jax.Array], keys: jax.Array) -> MemberState:
-        """hyperparameters: {field: [M]}, keys: [M, 2] -> stacked MemberState."""
+        """hyperparameters: {field: [M]}, keys: [M, 2] -> stacked MemberState, members initialised
+        one after another (lax.map, as runner.chunks.init_stacked explains)."""
 
-        def one(values, key):
+        def one(member):
+            values, key = member
             return MemberState(values, self._learner_for(values).init(key))
 
-        return jax.jit(jax.vmap(one))(hyperparameters, keys)
+        return jax.jit(lambda members: jax.lax.map(one, members))((hyperparameters, keys))
 
     def init(self, key: jax.Array) -> MemberState:
         values = {name: jnp.asarray(getattr(self.config, name), jnp.float32) for name in self.traced_fields}

@@ -73,19 +73,19 @@ def test_presets_are_consistent(study, preset_name):
 def test_study_resumes_interrupted_settings_and_reuses_finished_ones(study, tmp_path, monkeypatch):
     """An interrupted setting continues from its checkpoint, a finished one is not retrained,
     and a directory holding another configuration is refused instead of overwritten."""
-    from jaxrl_suite.runner import RunDirectoryError, read_metrics
+    from jaxrl_suite.runner import RunDirectoryError, loop, read_metrics
 
     setting = study.Setting(4, 8)
     preset = study.Preset(("gymnax/CartPole-v1",), total_steps=128, num_seeds=1, groups={"axis": [setting]},
                           probe_size=8, log_points=4)
-    real_train, calls = study.train, []
+    real_train, calls = loop.train, []
 
     def interrupted_train(*args, **kwargs):
         calls.append(kwargs)
         real_train(*args, **kwargs, max_chunks=2)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(study, "train", interrupted_train)
+    monkeypatch.setattr(loop, "train", interrupted_train)
     with pytest.raises(KeyboardInterrupt):
         study.run_setting("gymnax/CartPole-v1", setting, preset, tmp_path, seed=0)
     run_dir = tmp_path / "gymnax_CartPole-v1" / setting.name
@@ -95,7 +95,7 @@ def test_study_resumes_interrupted_settings_and_reuses_finished_ones(study, tmp_
         calls.append(kwargs)
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(study, "train", recording_train)
+    monkeypatch.setattr(loop, "train", recording_train)
     record = study.run_setting("gymnax/CartPole-v1", setting, preset, tmp_path, seed=0)
     assert calls[-1]["resume"] and not calls[-1]["overwrite"]
     assert [r["env_steps"] for r in read_metrics(run_dir)] == [32, 64, 96, 128]

@@ -3,6 +3,7 @@
 Uses a tiny bandit learner so the loop is tested apart from any environment.
 """
 
+import dataclasses
 import json
 
 import chex
@@ -19,6 +20,7 @@ from jaxrl_suite.runner import (
     init_seeds,
     read_metrics,
     train,
+    train_or_continue,
 )
 from tests.toy_learner import ToyLearner
 
@@ -66,6 +68,28 @@ def test_resume_continues_exactly(tmp_path):
     assert resumed.completed
     assert _stable(read_metrics(tmp_path / "cut")) == _stable(read_metrics(tmp_path / "full"))
     chex.assert_trees_all_equal(resumed.state, full.state)
+
+
+def test_train_or_continue_resumes_reuses_and_refuses(tmp_path):
+    """Studies re-run through train_or_continue: an interrupted run continues exactly, a finished
+    one hands back its final state without training, a different config is refused untouched."""
+    full = train(ToyLearner(), RUN, tmp_path / "full", algo="toy", env_id="none")
+    train(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none", max_chunks=3)
+    continued = train_or_continue(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none")
+    assert continued.completed and continued.records[0]["updates"] > 3 * 5
+    chex.assert_trees_all_equal(continued.state, full.state)
+    assert _stable(read_metrics(tmp_path / "cut")) == _stable(read_metrics(tmp_path / "full"))
+
+    reused = train_or_continue(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none")
+    assert reused.completed and reused.records == []
+    chex.assert_trees_all_equal(reused.state, full.state)
+
+    longer = dataclasses.replace(RUN, total_steps=RUN.total_steps * 2)
+    with pytest.raises(RunDirectoryError, match="already holds a run"):
+        train_or_continue(ToyLearner(), longer, tmp_path / "cut", algo="toy", env_id="none")
+    assert len(read_metrics(tmp_path / "cut")) == len(full.records)
+    replaced = train_or_continue(ToyLearner(), longer, tmp_path / "cut", algo="toy", env_id="none", overwrite=True)
+    assert replaced.records[-1]["env_steps"] == longer.total_steps
 
 
 def test_resume_without_checkpoint_fails_clearly_and_changes_nothing(tmp_path):

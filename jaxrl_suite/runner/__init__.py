@@ -14,6 +14,7 @@ from jaxrl_suite.runner.loop import (
     read_config,
     records_same_run,
     train,
+    train_or_continue,
 )
 from jaxrl_suite.runner.metrics_log import read_metrics
 from jaxrl_suite.runner.plots import plot_runs
@@ -21,5 +22,6 @@ from jaxrl_suite.runner.plots import plot_runs
 __all__ = [
     "CheckpointError", "Checkpointer", "Learner", "RunConfig", "RunDirectoryError", "RunResult",
     "init_seeds", "make_chunk_fn", "plot_runs", "read_config", "read_metrics", "reduce_chunk_metrics",
-    "require", "scan_updates", "train", "has_checkpoint", "records_same_run",
+    "require", "scan_updates", "train", "train_or_continue", "has_checkpoint",
+    "records_same_run",
 ]

@@ -220,3 +220,20 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
         except ValueError as error:  # no episode finished during the whole run
             print(f"no learning curve drawn: {error}")
     return RunResult(state=state, records=records, run_dir=run_dir, completed=completed)
+
+
+def train_or_continue(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo: str, env_id: str,
+                      overwrite: bool = False) -> RunResult:
+    """`train` for studies that get re-run: a directory holding this exact run (same algo, env, run and
+    learner config) is continued from its last checkpoint -- a finished one just hands back its final
+    state -- and one holding a different run is refused (RunDirectoryError) unless `overwrite`.
+
+    The result's `records` are this call's only; read_metrics(run_dir) holds the whole run.
+    """
+    same_run = not overwrite and records_same_run(run_dir, algo, env_id, run, learner.config)
+    resume = same_run and has_checkpoint(run_dir)
+    if resume:
+        print(f"   continuing the run in {run_dir} from its last checkpoint", flush=True)
+    # the same run without a checkpoint stopped inside its first chunk: nothing there to keep
+    return train(learner, run, run_dir, algo=algo, env_id=env_id, resume=resume,
+                 overwrite=overwrite or (same_run and not resume))

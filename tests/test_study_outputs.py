@@ -1,0 +1,27 @@
+"""The studies in experiments/ never replace results a user already has without being asked.
+
+Runner-level reuse/resume is tested in test_runner.py; these check each script's own guard.
+"""
+
+import sys
+
+import pytest
+
+from tests.conftest import load_experiment
+
+
+@pytest.fixture(scope="module")
+def cchain_study():
+    yield from load_experiment("cchain_continual")
+
+
+def test_cchain_study_refuses_an_out_dir_with_results(cchain_study, tmp_path, monkeypatch, capsys):
+    summary = tmp_path / "summary.json"
+    summary.write_text('{"kept": true}\n')
+    monkeypatch.setattr(sys, "argv", ["cchain_continual.py", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        cchain_study.main()
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "already holds results (summary.json)" in error and "--overwrite" in error
+    assert summary.read_text() == '{"kept": true}\n'
