@@ -28,6 +28,23 @@ def sample_actions(env: Env, key: jax.Array, num_envs: int) -> jax.Array:
     return jax.vmap(env.action_space.sample)(jax.random.split(key, num_envs))
 
 
+def assert_step_keeps_types(env: Env, num_envs: int) -> None:
+    """A step hands back the types it was given, weak types included: a learner's chunk program
+    carries the state, and a changed type would recompile it after its first call."""
+
+    def types(tree):
+        return jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype, leaf.weak_type), tree)
+
+    keys = jax.random.split(jax.random.PRNGKey(0), num_envs)
+    reset_state = jax.eval_shape(jax.vmap(env.reset), keys)
+    stepped = jax.eval_shape(jax.vmap(env.step), reset_state, sample_actions(env, keys[0], num_envs))
+    before = dict(jax.tree_util.tree_flatten_with_path(types(reset_state), is_leaf=lambda x: isinstance(x, tuple))[0])
+    after = dict(jax.tree_util.tree_flatten_with_path(types(stepped), is_leaf=lambda x: isinstance(x, tuple))[0])
+    changed = [f"{jax.tree_util.keystr(path)}: {before.get(path)} -> {after.get(path)}"
+               for path in before.keys() | after.keys() if before.get(path) != after.get(path)]
+    assert not changed, f"{env.env_id}: step changes the state's types (shape, dtype, weak_type): {changed}"
+
+
 def check_env(env: Env, num_envs: int = 3, num_steps: int = 4, seed: int = 0) -> State:
     """Runs vmap(reset) and a lax.scan of `num_steps` vmap(step) with random actions in
     one jit, asserting conformance of every state; returns the last batched State."""
@@ -53,6 +70,7 @@ def check_env(env: Env, num_envs: int = 3, num_steps: int = 4, seed: int = 0) ->
 
         return first, jax.lax.scan(advance, first, jax.random.split(scan_key, num_steps))[1]
 
+    assert_step_keeps_types(env, num_envs)
     # one compiled program for reset and step keeps the check cheap for physics backends
     first, states = jax.jit(rollout)(jax.random.PRNGKey(seed))
     assert_state_conforms(env, first, (num_envs,))

@@ -9,9 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 from jaxrl_suite.envs.spaces import Space
+
+
+def strong_types(tree: Any) -> Any:
+    """`tree` with every weakly typed leaf made strong (same dtype). Backends return weak types from
+    python constants (gymnax's reset, brax's jnp.where(..., 1.0, 0.0)); a state whose types change
+    on its first step makes every jitted chunk that carries it compile twice."""
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.result_type(leaf)), tree)
 
 
 @struct.dataclass

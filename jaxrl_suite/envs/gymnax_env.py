@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl_suite.envs.core import Env, State
+from jaxrl_suite.envs.core import Env, State, strong_types
 from jaxrl_suite.envs.spaces import Box, Discrete
 
 FAMILY = "gymnax"
@@ -115,7 +115,7 @@ class GymnaxEnv(Env):
             reward=jnp.zeros((), jnp.float32),
             terminated=jnp.zeros((), jnp.bool_),
             truncated=jnp.zeros((), jnp.bool_),
-            backend=GymnaxBackend(env_state, rng),
+            backend=GymnaxBackend(strong_types(env_state), rng),
             info={},
         )
 
@@ -139,7 +139,7 @@ class GymnaxEnv(Env):
             reward=jnp.asarray(reward, jnp.float32).reshape(()),
             terminated=jnp.asarray(terminated, jnp.bool_).reshape(()),
             truncated=jnp.zeros((), jnp.bool_),
-            backend=GymnaxBackend(env_state, rng),
+            backend=GymnaxBackend(strong_types(env_state), rng),
         )
 
 

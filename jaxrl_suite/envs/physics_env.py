@@ -14,7 +14,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxrl_suite.envs.core import Env, State
+from jaxrl_suite.envs.core import Env, State, strong_types
 from jaxrl_suite.envs.spaces import Box
 
 
@@ -38,6 +38,7 @@ class PhysicsEnv(Env):
         self.observation_space = Box(tuple(abstract_obs.shape))
 
     def _state(self, backend_state: Any) -> State:
+        backend_state = strong_types(backend_state)
         return State(
             obs=jnp.asarray(backend_state.obs, jnp.float32),
             reward=jnp.asarray(backend_state.reward, jnp.float32),
