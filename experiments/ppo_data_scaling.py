@@ -68,14 +68,20 @@ class Setting:
         return self.num_envs * self.rollout_length
 
 
-def study_groups(small: int, mid: int, large: int, fixed_length: int) -> dict[str, list[Setting]]:
-    """The four axes of the study; fixed_batch keeps N*T = mid * fixed_length for every setting."""
+def study_groups(small: int, mid: int, large: int, fixed_length: int,
+                 varied_at: tuple[str, ...] = ("small", "large")) -> dict[str, list[Setting]]:
+    """The four axes of the study; fixed_batch keeps N*T = mid * fixed_length for every setting.
+
+    varied_at: at which of the three N the epochs and trunk axes are run (both: the paper's
+    question whether more envs soften the cost of extra epochs; one: a third of their cost)."""
+    sizes = {"small": small, "mid": mid, "large": large}
+    varied = [sizes[name] for name in varied_at]
     batch = mid * fixed_length
     return {
         "fixed_batch": [Setting(n, batch // n) for n in (small, mid, large)],
         "num_envs": [Setting(n, fixed_length) for n in (small, mid, large)],
-        "epochs": [Setting(n, fixed_length, e) for n in (small, large) for e in (1, 2, 4)],
-        "trunk": [Setting(n, fixed_length, 1, s) for n in (small, large) for s in (False, True)],
+        "epochs": [Setting(n, fixed_length, e) for n in varied for e in (1, 2, 4)],
+        "trunk": [Setting(n, fixed_length, 1, s) for n in varied for s in (False, True)],
     }
 
 
@@ -103,11 +109,14 @@ class Preset:
 
 
 PRESETS = {
-    # 33 settings x 40,960 steps x 2 seeds. Training dominates (about 1,000-2,000 env steps/s for 2 seeds
-    # of the MinAtar conv net on a 2-core CPU); measured: over an hour of CPU there, not the 30 min aimed
-    # for (docs/ppo_data_scaling.md). Pass --envs to run one env per process, --total-steps to shrink.
+    # 3 envs x 8 settings x 20,480 steps x 2 seeds, for 30 minutes on a 2-core CPU. Training dominates
+    # (its cost grows with env steps x epochs), so the epochs and trunk axes run at N = 32 only; the
+    # N x epochs interaction is in "cpu-wide" and "gpu". Measured in docs/ppo_data_scaling.md.
     "cpu": Preset(("gymnax/Breakout-MinAtar", "gymnax/SpaceInvaders-MinAtar", "dmc/CartpoleBalance"),
-                  total_steps=40_960, num_seeds=2, groups=study_groups(8, 32, 128, 32)),
+                  total_steps=20_480, num_seeds=2, groups=study_groups(8, 32, 128, 16, varied_at=("mid",))),
+    # The earlier cpu preset: 11 settings per env at 40,960 steps, about 1 h 45 min of CPU here.
+    "cpu-wide": Preset(("gymnax/Breakout-MinAtar", "gymnax/SpaceInvaders-MinAtar", "dmc/CartpoleBalance"),
+                       total_steps=40_960, num_seeds=2, groups=study_groups(8, 32, 128, 32)),
     # Paper-like scale (Atari-10 used 100M steps, 5 seeds); documented, not run here.
     "gpu": Preset(("gymnax/Breakout-MinAtar", "gymnax/SpaceInvaders-MinAtar", "gymnax/Asterix-MinAtar",
                    "gymnax/Freeway-MinAtar", "dmc/CartpoleBalance", "dmc/CheetahRun"),
