@@ -2,8 +2,8 @@
 variant's seeds vmapped in one program.
 
 Reports the final greedy return (95% t-interval over seeds) next to the dormant (ReDo) and
-GraMa-inactive ratios (SAC: of the critics and of the actor), units reset, and for DQN feature
-and NTK rank; draws return and ratios vs env steps, one row per study.
+GraMa-inactive ratios (SAC: of the critics and of the actor), units reset, and the final
+feature and NTK rank of each network (DQN, SAC); draws return and ratios vs env steps, one row per study.
 Run: python experiments/regrama.py --preset cpu [--studies sac-dmc,dqn-minatar --total-steps N
      --num-seeds S --methods none,regrama --out runs/regrama]
 """
@@ -163,18 +163,20 @@ def summarize_variant(study: Study, run_dir: pathlib.Path) -> dict:
     records = read_metrics(run_dir)
     final = records[-1]
     mean, low, high = confidence_interval(final["eval_return_per_seed"])
-    feature_ranks = [value for name, value in final.items() if name.startswith("feature_rank_")]
     row = {
         "final_eval_return": mean, "ci95": [low, high], "per_seed": final["eval_return_per_seed"],
         "train_return_tail": tail_mean(records, "episode_return"),
-        "final_feature_rank": feature_ranks[0] if feature_ranks else None,
-        "final_ntk_rank": final.get("ntk_rank"),
         "wall_time_s": final["wall_time"],
     }
     for prefix in NETWORKS[study.algo]:
         for ratio in RATIOS:
             row[f"{prefix}{ratio}_tail"] = tail_mean(records, prefix + ratio)
         row[f"{prefix}units_reset"] = float(sum(r.get(f"{prefix}reset_units_sum") or 0.0 for r in records))
+        # evaluation-time probe (DQN, SAC, TD3): feature rank averaged over the output layers' inputs
+        feature_ranks = [value for name, value in final.items()
+                         if name.startswith(f"{prefix}feature_rank_") and value is not None]
+        row[f"{prefix}final_feature_rank"] = float(np.mean(feature_ranks)) if feature_ranks else None
+        row[f"{prefix}final_ntk_rank"] = final.get(f"{prefix}ntk_rank")
     return row
 
 
@@ -217,19 +219,18 @@ def print_table(study: Study, num_seeds: int, rows: dict[str, dict]) -> None:
     networks = NETWORKS[study.algo]
     print(f"\n{study.algo.upper()} on {study.env_id}, {study.total_steps:,} env steps x {num_seeds} seeds, "
           f"resets every {study.reset_period} updates")
-    ratio_columns = [f"{prefix}{name}" for prefix in networks for name in ("dormant ratio", "GraMa-inactive ratio",
-                                                                           "units reset")]
-    print("| method | final eval return (95% CI) | train return (last 20%) | " + " | ".join(ratio_columns)
-          + " | feature rank | NTK rank |")
-    print("|---" * (5 + len(ratio_columns)) + "|")
+    columns = [f"{prefix}{name}" for prefix in networks
+               for name in ("dormant ratio", "GraMa-inactive ratio", "units reset", "feature rank", "NTK rank")]
+    print("| method | final eval return (95% CI) | train return (last 20%) | " + " | ".join(columns) + " |")
+    print("|---" * (3 + len(columns)) + "|")
     for method, row in rows.items():
         cells = []
         for prefix in networks:
             cells += [number(row[f"{prefix}dormant_ratio_tail"]), number(row[f"{prefix}grama_inactive_ratio_tail"]),
-                      f"{row[f'{prefix}units_reset']:.0f}"]
+                      f"{row[f'{prefix}units_reset']:.0f}", number(row[f"{prefix}final_feature_rank"], 1),
+                      number(row[f"{prefix}final_ntk_rank"], 1)]
         print(f"| {method} | {row['final_eval_return']:.1f} [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}] | "
-              f"{number(row['train_return_tail'], 1)} | " + " | ".join(cells)
-              + f" | {number(row['final_feature_rank'], 1)} | {number(row['final_ntk_rank'], 1)} |")
+              f"{number(row['train_return_tail'], 1)} | " + " | ".join(cells) + " |")
 
 
 def selected_studies(preset: Preset, names: str | None, total_steps: int | None) -> tuple[Study, ...]:

@@ -43,6 +43,19 @@ def test_ppo_without_plasticity_or_churn_keeps_no_extra_state():
     assert not {"churn_loss", "dormant_ratio", "reset_units_sum"} & set(metrics)
 
 
+def test_ppo_logs_network_diagnostics_on_request():
+    """log_unit_activity adds the probe diagnostics on the training envs' observations to evaluation."""
+    hidden = 16
+    config = default_config(CARTPOLE, num_envs=8, rollout_length=8, num_minibatches=2, num_eval_envs=2,
+                            hidden_sizes=(hidden, hidden), plasticity=PlasticityConfig(log_unit_activity=True))
+    learner = make_ppo(config, make(CARTPOLE))
+    metrics = jax.device_get(jax.jit(learner.evaluate)(learner.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1)))
+    assert 1 <= metrics["ntk_rank"] <= 8 * 2  # 8 probe observations x 2 logits
+    feature_ranks = [value for name, value in metrics.items() if name.startswith("feature_rank_")]
+    assert feature_ranks and all(1 <= rank <= hidden for rank in feature_ranks), metrics
+    assert 0.0 <= metrics["probe_dormant_ratio"] <= 1.0 and metrics["weight_norm"] > 0.0
+
+
 @pytest.mark.parametrize("module, make_learner", [(sac, sac.make_sac), (td3, td3.make_td3)])
 def test_chain_churn_terms_in_sac_and_td3(module, make_learner):
     config = module.default_config(
@@ -81,3 +94,32 @@ def test_regrama_resets_critic_members_and_actor_in_sac_and_td3(module, make_lea
     for name in ("critic_dormant_ratio", "critic_grama_inactive_ratio", "actor_dormant_ratio",
                  "actor_grama_inactive_ratio"):
         assert 0.0 <= float(metrics[name][0]) <= 1.0, name
+
+
+@pytest.mark.parametrize("module, make_learner", [(sac, sac.make_sac), (td3, td3.make_td3)])
+def test_sac_and_td3_log_network_diagnostics_on_request(module, make_learner):
+    """With log_unit_activity the evaluation adds each network's probe diagnostics (32 replay
+    samples); without it, only the returns."""
+    hidden = 16
+    config = module.default_config(
+        "gymnax/Pendulum-v1", num_envs=2, utd_ratio=1, buffer_size=64, learning_starts=8, batch_size=8,
+        hidden_sizes=(hidden, hidden), num_eval_envs=2, plasticity=PlasticityConfig(log_unit_activity=True),
+    )
+    learner = make_learner(config, make("gymnax/Pendulum-v1"))
+    state, _ = make_chunk_fn(learner, 20)(init_seeds(learner, 0, 1))
+    one_seed = jax.tree.map(lambda leaf: leaf[0], state)
+    metrics = jax.device_get(jax.jit(learner.evaluate)(one_seed, jax.random.PRNGKey(1)))
+    num_critics, probe = config.num_critics, 32
+    assert 1 <= metrics["critic_ntk_rank"] <= probe * num_critics
+    assert 1 <= metrics["actor_ntk_rank"] <= probe  # Pendulum: one action dimension
+    for network in ("critic_", "actor_"):
+        feature_ranks = [value for name, value in metrics.items() if name.startswith(network + "feature_rank_")]
+        assert feature_ranks and all(1 <= rank <= hidden for rank in feature_ranks), metrics
+        assert 0.0 <= metrics[network + "probe_dormant_ratio"] <= 1.0
+        assert metrics[network + "weight_norm"] > 0.0
+
+    plain = make_learner(module.default_config("gymnax/Pendulum-v1", num_envs=2, buffer_size=64, num_eval_envs=2,
+                                               hidden_sizes=(hidden, hidden)), make("gymnax/Pendulum-v1"))
+    plain_state = jax.tree.map(lambda leaf: leaf[0], init_seeds(plain, 0, 1))
+    assert set(jax.eval_shape(plain.evaluate, plain_state, jax.random.PRNGKey(1))) == {
+        name for name in metrics if name.startswith("eval_")}

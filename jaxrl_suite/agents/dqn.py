@@ -33,6 +33,7 @@ from jaxrl_suite.envs.spaces import Discrete
 from jaxrl_suite.networks import ACTIVATIONS, Trunk, orthogonal_dense
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
+    PROBE_SIZE,
     ChurnConfig,
     ChurnState,
     PlasticityConfig,
@@ -57,8 +58,6 @@ from jaxrl_suite.replay import (
 from jaxrl_suite.runner.config import require
 
 TD_LOSSES = ("huber", "mse")
-# Replay observations the evaluation-time diagnostics (feature and NTK rank) are measured on.
-PROBE_SIZE = 32
 
 
 @dataclasses.dataclass(frozen=True)

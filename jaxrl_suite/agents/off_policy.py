@@ -42,7 +42,7 @@ from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box
 from jaxrl_suite.networks import ACTIVATIONS
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
-from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
+from jaxrl_suite.plasticity import PROBE_SIZE, ChurnConfig, PlasticityConfig
 from jaxrl_suite.replay import (
     ReplayBuffer,
     Transition,
@@ -164,6 +164,10 @@ class OffPolicyAgent(Protocol):
     def q_value(self, params: Any, obs: jax.Array, action: jax.Array) -> jax.Array: ...
 
     def td_error(self, params: Any, batch: Transition, key: jax.Array) -> jax.Array: ...
+
+    def diagnose(self, params: Any, obs: jax.Array, action: jax.Array) -> dict[str, jax.Array]:
+        """Network diagnostics (feature/NTK rank, dormant ratio, weight norm) on a probe batch."""
+        ...
 
     def gradient_step(self, params: Any, batch: Transition, key: jax.Array, step: jax.Array,
                       reference_batch: Transition | None = None) -> tuple[Any, dict[str, jax.Array]]: ...
@@ -447,11 +451,16 @@ class OffPolicyLearner:
         return jax.lax.cond(env_steps >= config.learning_starts, gradient_steps_fn, skip, agent_params)
 
     def evaluate(self, state: OffPolicyTrainState, key: jax.Array) -> dict[str, jax.Array]:
-        """The deterministic policy for one episode on each of num_eval_envs fresh envs."""
+        """The deterministic policy for one episode on each of num_eval_envs fresh envs; with
+        plasticity.log_unit_activity also the agent's network diagnostics on PROBE_SIZE replay samples."""
         agent_params = replicate(state.agent, self.mesh)
 
         def act(obs):
             return self.agent.greedy(agent_params, self._normalize(state.obs_stats, obs))
 
-        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.max_episode_steps,
-                               self.mesh)
+        returns = evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.max_episode_steps, self.mesh)
+        if not self.config.plasticity.log_unit_activity:
+            return returns
+        probe = self._learning_batch(state.obs_stats, sample_batch(state.replay, jax.random.fold_in(key, 1),
+                                                                   PROBE_SIZE))
+        return {**returns, **self.agent.diagnose(agent_params, probe.obs, probe.action)}

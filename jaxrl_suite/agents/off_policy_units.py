@@ -8,6 +8,7 @@ target networks (see `UnitPlasticity.maybe_reset_with_target`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -16,7 +17,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl_suite.networks.off_policy_heads import CRITIC_MEMBERS, CriticEnsemble, critic_member
-from jaxrl_suite.plasticity import PlasticityConfig, StackedMembers, UnitCapture, UnitPlasticity
+from jaxrl_suite.plasticity import (
+    PlasticityConfig,
+    StackedMembers,
+    UnitCapture,
+    UnitPlasticity,
+    ntk_rank,
+    weight_norm,
+)
 
 CRITIC_PREFIX = "critic_"
 ACTOR_PREFIX = "actor_"
@@ -102,3 +110,29 @@ def score_and_reset(
     return variables, opt_state, target_variables, prefixed(prefix, units.metrics(scores)), prefixed(
         prefix, reset_metrics
     )
+
+
+def probe_actor_critic(units: ActorCriticUnits, critic: CriticEnsemble, actor_output: Callable[[Any, jax.Array], jax.Array],
+                       critic_variables: Any, actor_variables: Any, obs: jax.Array, action: jax.Array
+                       ) -> dict[str, jax.Array]:
+    """Evaluation-time diagnostics of both networks on a replay probe batch (obs [N, obs_dim], action
+    [N, action_dim]): dormant ratio and feature rank (`UnitPlasticity.probe`; the critics' averaged
+    over members), empirical-NTK rank of all critics' Q values and of the actor's deterministic
+    action `actor_output(actor_variables, obs)`, and weight norms; names prefixed critic_/actor_."""
+    obs_dim = obs.shape[-1]
+
+    def q_values(variables: Any, inputs: jax.Array) -> jax.Array:  # [N, obs_dim + action_dim] -> [N, critics]
+        return critic.apply(variables, inputs[:, :obs_dim], inputs[:, obs_dim:]).T
+
+    critic_inputs = jnp.concatenate([obs, action], axis=-1)
+    critic_metrics = {
+        **units.critic.probe(critic_variables, obs, action),
+        "ntk_rank": ntk_rank(q_values, critic_variables, critic_inputs).astype(jnp.float32),
+        "weight_norm": weight_norm(critic_variables),
+    }
+    actor_metrics = {
+        **units.actor.probe(actor_variables, obs),
+        "ntk_rank": ntk_rank(actor_output, actor_variables, obs).astype(jnp.float32),
+        "weight_norm": weight_norm(actor_variables),
+    }
+    return {**prefixed(CRITIC_PREFIX, critic_metrics), **prefixed(ACTOR_PREFIX, actor_metrics)}

@@ -40,6 +40,7 @@ from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES, ActorCritic, env_action
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
+    PROBE_SIZE,
     ChurnConfig,
     ChurnState,
     PlasticityConfig,
@@ -48,8 +49,10 @@ from jaxrl_suite.plasticity import (
     churn_mse,
     global_norm,
     init_churn_state,
+    ntk_rank,
     record_losses,
     restart_on_task_switch,
+    weight_norm,
 )
 from jaxrl_suite.runner.config import require
 
@@ -487,15 +490,27 @@ class PPO:
 
     def evaluate(self, state: PPOTrainState, key: jax.Array) -> dict[str, jax.Array]:
         """Deterministic policy (distribution mode) for one episode on each of num_eval_envs fresh
-        envs, capped at the env's time limit (or eval_max_steps): {"eval_return": [] mean, ...}."""
+        envs, capped at the env's time limit (or eval_max_steps): {"eval_return": [] mean, ...};
+        with plasticity.log_unit_activity also `diagnose` on the training envs' current observations."""
         params = replicate(state.params, self.mesh)
 
         def act(obs: jax.Array) -> jax.Array:
             policy, _ = self._policy_and_value(params, state.obs_stats, obs)
             return self._env_action(policy.mode())
 
-        return evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.eval_max_steps,
-                               self.mesh)
+        returns = evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.eval_max_steps, self.mesh)
+        if not self.config.plasticity.log_unit_activity:
+            return returns
+        return {**returns, **self.diagnose(params, state.obs_stats, state.env_state.obs[:PROBE_SIZE])}
+
+    def diagnose(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> dict[str, jax.Array]:
+        """On a probe batch of raw observations: dormant ratio, feature rank of each head's input,
+        empirical-NTK rank of the policy outputs (logits or Gaussian means), weight norm."""
+        return {
+            **self.plasticity.probe(params, self._network_input(obs_stats, obs)),
+            "ntk_rank": ntk_rank(lambda p, o: self.policy_outputs(p, obs_stats, o), params, obs).astype(jnp.float32),
+            "weight_norm": weight_norm(params),
+        }
 
     # ------------------------------------------------------------------------ update steps
 

@@ -35,6 +35,7 @@ from jaxrl_suite.agents.off_policy_units import (
     ACTOR_PREFIX,
     CRITIC_PREFIX,
     make_actor_critic_units,
+    probe_actor_critic,
     reset_keys,
     score_and_reset,
 )
@@ -173,6 +174,11 @@ class SACAgent:
     def greedy(self, params: SACParams, obs: jax.Array) -> jax.Array:
         """tanh of the Gaussian's mean: obs [N, obs_dim] -> [N, action_dim]."""
         return jnp.tanh(self.actor.apply(params.actor, obs)[0])
+
+    def diagnose(self, params: SACParams, obs: jax.Array, action: jax.Array) -> dict[str, jax.Array]:
+        """Evaluation-time diagnostics of the critics and the actor on a replay probe batch."""
+        return probe_actor_critic(self.units, self.critic, lambda actor, obs: self.greedy(params.replace(actor=actor), obs),
+                                  params.critic, params.actor, obs, action)
 
     def q_value(self, params: SACParams, obs: jax.Array, action: jax.Array) -> jax.Array:
         """min_j Q_j(obs, action): [N]."""

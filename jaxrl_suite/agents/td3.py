@@ -36,6 +36,7 @@ from jaxrl_suite.agents.off_policy_units import (
     CRITIC_PREFIX,
     make_actor_critic_units,
     prefixed,
+    probe_actor_critic,
     reset_keys,
     score_and_reset,
 )
@@ -154,6 +155,11 @@ class TD3Agent:
         """clip(mu(obs) + N(0, exploration_noise^2), -1, 1): [N, action_dim]."""
         action = self.greedy(params, obs)
         return jnp.clip(action + self.config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+
+    def diagnose(self, params: TD3Params, obs: jax.Array, action: jax.Array) -> dict[str, jax.Array]:
+        """Evaluation-time diagnostics of the critics and the actor on a replay probe batch."""
+        return probe_actor_critic(self.units, self.critic, lambda actor, obs: self.greedy(params.replace(actor=actor), obs),
+                                  params.critic, params.actor, obs, action)
 
     def q_value(self, params: TD3Params, obs: jax.Array, action: jax.Array) -> jax.Array:
         """min_j Q_j(obs, action): [N]."""

@@ -27,6 +27,7 @@ from jaxrl_suite.plasticity.churn import (
 )
 from jaxrl_suite.plasticity.config import ChurnConfig, PlasticityConfig
 from jaxrl_suite.plasticity.diagnostics import (
+    PROBE_SIZE,
     effective_rank,
     global_norm,
     gradient_kurtosis,
@@ -50,6 +51,7 @@ from jaxrl_suite.plasticity.scores import (
 from jaxrl_suite.plasticity.unit_plasticity import UnitPlasticity, mean_scores
 
 __all__ = [
+    "PROBE_SIZE",
     "ChurnConfig",
     "ChurnState",
     "Perturbations",

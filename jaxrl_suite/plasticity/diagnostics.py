@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 
 DEFAULT_RANK_DELTA = 0.01
+# Replay observations the learners' evaluation-time diagnostics (feature and NTK rank) are measured on.
+PROBE_SIZE = 32
 
 
 def spectrum_rank(nonnegative_spectrum: jax.Array, delta: float = DEFAULT_RANK_DELTA) -> jax.Array:
