@@ -125,3 +125,19 @@ def test_trunk_restores_images_from_flat_observations():
     policy_flat, value_flat = on_flat.apply(params, image.reshape(2, 400))
     np.testing.assert_allclose(policy_flat.logits, policy_image.logits, rtol=1e-6)
     np.testing.assert_allclose(value_flat, value_image, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape, scale", [((4, 64), 1.4), ((64, 3), 0.01), ((3, 3, 4, 16), 1.41), ((1, 7), 1.0)])
+def test_orthogonal_init_equals_flax_alone_and_vmapped(shape, scale):
+    """Our orthogonal initializer gives flax's values bit for bit, alone and under vmap, where on
+    CPU its QR runs one matrix at a time (a while loop) instead of as one batched LAPACK call."""
+    import flax.linen as nn
+
+    from jaxrl_suite.networks.initializers import orthogonal
+
+    keys = jax.random.split(KEY, 3)
+    ours, flax_init = orthogonal(scale), nn.initializers.orthogonal(scale)
+    np.testing.assert_array_equal(ours(keys[0], shape), flax_init(keys[0], shape))
+    vmapped = jax.jit(jax.vmap(lambda key: ours(key, shape)))
+    np.testing.assert_array_equal(vmapped(keys), jnp.stack([flax_init(key, shape) for key in keys]))
+    assert "while" in vmapped.lower(keys).as_text()

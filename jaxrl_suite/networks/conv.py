@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl_suite.networks.initializers import orthogonal
 from jaxrl_suite.networks.mlp import activation_by_name
 
 
@@ -37,7 +38,7 @@ class ConvTorso(nn.Module):
                 num_channels,
                 (self.kernel_size, self.kernel_size),
                 padding="VALID",
-                kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)),
+                kernel_init=orthogonal(np.sqrt(2.0)),
                 bias_init=nn.initializers.zeros,
             )(x)
             x = activation(x)

@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from jaxrl_suite.networks.initializers import orthogonal
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": nn.tanh,
     "relu": nn.relu,
@@ -30,7 +32,7 @@ def activation_by_name(name: str) -> Callable[[jax.Array], jax.Array]:
 def orthogonal_dense(features: int, scale: float = float(np.sqrt(2.0)), name: str | None = None) -> nn.Dense:
     """A Dense layer with orthogonal kernel (gain `scale`) and zero bias."""
     return nn.Dense(
-        features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros, name=name
+        features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros, name=name
     )
 
 
