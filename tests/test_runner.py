@@ -70,17 +70,19 @@ def test_resume_continues_exactly(tmp_path):
     chex.assert_trees_all_equal(resumed.state, full.state)
 
 
-def test_train_or_continue_resumes_reuses_and_refuses(tmp_path):
+def test_train_or_continue_resumes_reuses_and_refuses(tmp_path, capsys):
     """Studies re-run through train_or_continue: an interrupted run continues exactly, a finished
     one hands back its final state without training, a different config is refused untouched."""
     full = train(ToyLearner(), RUN, tmp_path / "full", algo="toy", env_id="none")
     train(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none", max_chunks=3)
     continued = train_or_continue(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none")
+    assert "continuing the run" in capsys.readouterr().out
     assert continued.completed and continued.records[0]["updates"] > 3 * 5
     chex.assert_trees_all_equal(continued.state, full.state)
     assert _stable(read_metrics(tmp_path / "cut")) == _stable(read_metrics(tmp_path / "full"))
 
     reused = train_or_continue(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none")
+    assert "reusing the finished run" in capsys.readouterr().out
     assert reused.completed and reused.records == []
     chex.assert_trees_all_equal(reused.state, full.state)
 

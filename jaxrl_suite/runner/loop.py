@@ -233,7 +233,9 @@ def train_or_continue(learner: Learner, run: RunConfig, run_dir: str | pathlib.P
     same_run = not overwrite and records_same_run(run_dir, algo, env_id, run, learner.config)
     resume = same_run and has_checkpoint(run_dir)
     if resume:
-        print(f"   continuing the run in {run_dir} from its last checkpoint", flush=True)
+        done = Checkpointer(pathlib.Path(run_dir) / CHECKPOINT_DIR).latest_step()
+        finished = done >= Schedule.build(run, learner.env_steps_per_update).total_updates
+        print(f"   {'reusing the finished' if finished else 'continuing the'} run in {run_dir}", flush=True)
     # the same run without a checkpoint stopped inside its first chunk: nothing there to keep
     return train(learner, run, run_dir, algo=algo, env_id=env_id, resume=resume,
                  overwrite=overwrite or (same_run and not resume))
