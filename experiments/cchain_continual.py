@@ -46,9 +46,10 @@ class Preset:
 
 
 PRESETS = {
-    # CPU minutes: the padded MinAtar sequence (Breakout -> Asterix -> SpaceInvaders), small batches.
+    # The padded MinAtar sequence (Breakout -> Asterix -> SpaceInvaders), small batches: 28 min wall
+    # on an idle 2-core CPU (docs/plasticity.md).
     "cpu": Preset(
-        sequence="minatar", steps_per_task=24_576, num_seeds=2, chunks_per_task=4,
+        sequence="minatar", steps_per_task=73_728, num_seeds=2, chunks_per_task=4,
         ppo_overrides=dict(num_envs=16, rollout_length=64, num_minibatches=4, anneal_lr=False),
         churn=ChurnConfig(method="cchain", initial_coefficient=50.0, kappa=0.01, warmup=10, window=20),
     ),
