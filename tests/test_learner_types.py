@@ -8,11 +8,7 @@ import jax
 import pytest
 
 from jaxrl_suite import algorithms
-
-
-def _types(tree):
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(path): (leaf.shape, leaf.dtype, leaf.weak_type) for path, leaf in leaves}
+from jaxrl_suite.envs.conformance import type_changes
 
 
 @pytest.mark.parametrize("algo, env_id", [
@@ -23,7 +19,5 @@ def test_update_keeps_the_state_types(algo, env_id):
     learner = algorithms.make_learner(algo, algorithms.default_config(algo, env_id), env_id)
     state = jax.eval_shape(learner.init, jax.random.PRNGKey(0))
     updated, _ = jax.eval_shape(learner.update, state)
-    before, after = _types(state), _types(updated)
-    changed = {path: (before.get(path), after.get(path)) for path in before.keys() | after.keys()
-               if before.get(path) != after.get(path)}
+    changed = type_changes(state, updated)
     assert not changed, changed

@@ -8,7 +8,6 @@ target networks (see `UnitPlasticity.maybe_reset_with_target`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -112,27 +111,28 @@ def score_and_reset(
     )
 
 
-def probe_actor_critic(units: ActorCriticUnits, critic: CriticEnsemble, actor_output: Callable[[Any, jax.Array], jax.Array],
-                       critic_variables: Any, actor_variables: Any, obs: jax.Array, action: jax.Array
-                       ) -> dict[str, jax.Array]:
-    """Evaluation-time diagnostics of both networks on a replay probe batch (obs [N, obs_dim], action
-    [N, action_dim]): dormant ratio and feature rank (`UnitPlasticity.probe`; the critics' averaged
-    over members), empirical-NTK rank of all critics' Q values and of the actor's deterministic
-    action `actor_output(actor_variables, obs)`, and weight norms; names prefixed critic_/actor_."""
+def probe_actor_critic(agent: Any, params: Any, obs: jax.Array, action: jax.Array) -> dict[str, jax.Array]:
+    """Evaluation-time diagnostics of an actor-critic agent (SAC, TD3: `units`, `critic`, `greedy`,
+    params with `actor` and `critic`) on a replay probe batch (obs [N, obs_dim], action [N, action_dim]):
+    dormant ratio and feature rank (`UnitPlasticity.probe`; the critics' averaged over members),
+    empirical-NTK rank of all critics' Q values and of the greedy action, and weight norms; names
+    prefixed critic_/actor_."""
     obs_dim = obs.shape[-1]
 
     def q_values(variables: Any, inputs: jax.Array) -> jax.Array:  # [N, obs_dim + action_dim] -> [N, critics]
-        return critic.apply(variables, inputs[:, :obs_dim], inputs[:, obs_dim:]).T
+        return agent.critic.apply(variables, inputs[:, :obs_dim], inputs[:, obs_dim:]).T
 
-    critic_inputs = jnp.concatenate([obs, action], axis=-1)
+    def greedy_action(actor_variables: Any, obs: jax.Array) -> jax.Array:
+        return agent.greedy(params.replace(actor=actor_variables), obs)
+
     critic_metrics = {
-        **units.critic.probe(critic_variables, obs, action),
-        "ntk_rank": ntk_rank(q_values, critic_variables, critic_inputs).astype(jnp.float32),
-        "weight_norm": weight_norm(critic_variables),
+        **agent.units.critic.probe(params.critic, obs, action),
+        "ntk_rank": ntk_rank(q_values, params.critic, jnp.concatenate([obs, action], axis=-1)).astype(jnp.float32),
+        "weight_norm": weight_norm(params.critic),
     }
     actor_metrics = {
-        **units.actor.probe(actor_variables, obs),
-        "ntk_rank": ntk_rank(actor_output, actor_variables, obs).astype(jnp.float32),
-        "weight_norm": weight_norm(actor_variables),
+        **agent.units.actor.probe(params.actor, obs),
+        "ntk_rank": ntk_rank(greedy_action, params.actor, obs).astype(jnp.float32),
+        "weight_norm": weight_norm(params.actor),
     }
     return {**prefixed(CRITIC_PREFIX, critic_metrics), **prefixed(ACTOR_PREFIX, actor_metrics)}

@@ -158,8 +158,7 @@ class TD3Agent:
 
     def diagnose(self, params: TD3Params, obs: jax.Array, action: jax.Array) -> dict[str, jax.Array]:
         """Evaluation-time diagnostics of the critics and the actor on a replay probe batch."""
-        return probe_actor_critic(self.units, self.critic, lambda actor, obs: self.greedy(params.replace(actor=actor), obs),
-                                  params.critic, params.actor, obs, action)
+        return probe_actor_critic(self, params, obs, action)
 
     def q_value(self, params: TD3Params, obs: jax.Array, action: jax.Array) -> jax.Array:
         """min_j Q_j(obs, action): [N]."""

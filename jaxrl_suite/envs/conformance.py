@@ -1,8 +1,10 @@
 """Checks that an `Env` honours the interface contract: shapes and dtypes of every State
-field, and that reset/step run under jit and vmap. Used by the tests for every family.
+field, types kept across a step, and reset/step under jit and vmap. Used by the tests for every family.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import chex
 import jax
@@ -28,20 +30,26 @@ def sample_actions(env: Env, key: jax.Array, num_envs: int) -> jax.Array:
     return jax.vmap(env.action_space.sample)(jax.random.split(key, num_envs))
 
 
+def type_changes(before: Any, after: Any) -> list[str]:
+    """"path: (shape, dtype, weak_type) -> (...)" for every leaf whose type differs between two
+    pytrees of arrays or ShapeDtypeStructs (a leaf missing on one side shows as None)."""
+
+    def types(tree: Any) -> dict[str, tuple]:
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return {jax.tree_util.keystr(path): (leaf.shape, leaf.dtype, leaf.weak_type) for path, leaf in leaves}
+
+    old, new = types(before), types(after)
+    return [f"{path}: {old.get(path)} -> {new.get(path)}" for path in sorted(old.keys() | new.keys())
+            if old.get(path) != new.get(path)]
+
+
 def assert_step_keeps_types(env: Env, num_envs: int) -> None:
     """A step hands back the types it was given, weak types included: a learner's chunk program
     carries the state, and a changed type would recompile it after its first call."""
-
-    def types(tree):
-        return jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype, leaf.weak_type), tree)
-
     keys = jax.random.split(jax.random.PRNGKey(0), num_envs)
     reset_state = jax.eval_shape(jax.vmap(env.reset), keys)
     stepped = jax.eval_shape(jax.vmap(env.step), reset_state, sample_actions(env, keys[0], num_envs))
-    before = dict(jax.tree_util.tree_flatten_with_path(types(reset_state), is_leaf=lambda x: isinstance(x, tuple))[0])
-    after = dict(jax.tree_util.tree_flatten_with_path(types(stepped), is_leaf=lambda x: isinstance(x, tuple))[0])
-    changed = [f"{jax.tree_util.keystr(path)}: {before.get(path)} -> {after.get(path)}"
-               for path in before.keys() | after.keys() if before.get(path) != after.get(path)]
+    changed = type_changes(reset_state, stepped)
     assert not changed, f"{env.env_id}: step changes the state's types (shape, dtype, weak_type): {changed}"
 
 

@@ -10,7 +10,6 @@ from jaxrl_suite.runner.learner import Learner
 from jaxrl_suite.runner.loop import (
     RunDirectoryError,
     RunResult,
-    has_checkpoint,
     read_config,
     records_same_run,
     train,
@@ -22,6 +21,6 @@ from jaxrl_suite.runner.plots import plot_runs
 __all__ = [
     "CheckpointError", "Checkpointer", "Learner", "RunConfig", "RunDirectoryError", "RunResult",
     "init_seeds", "make_chunk_fn", "plot_runs", "read_config", "read_metrics", "reduce_chunk_metrics",
-    "require", "scan_updates", "train", "train_or_continue", "has_checkpoint",
+    "require", "scan_updates", "train", "train_or_continue",
     "records_same_run",
 ]

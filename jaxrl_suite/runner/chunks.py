@@ -50,8 +50,9 @@ def seed_keys(seeds: list[int]) -> jax.Array:
 
 def init_stacked(learner: Learner, keys: jax.Array) -> Any:
     """TrainStates for keys [K, 2] stacked on a leading [K] axis, initialised one after another
-    (lax.map, not vmap): a vmapped init batches the orthogonal initialisers' QR decompositions,
-    and that batched LAPACK call has deadlocked XLA's CPU thread pool (brax envs, 5 seeds)."""
+    (lax.map, not vmap). Our networks' orthogonal init is safe under vmap (networks/initializers.py);
+    this also keeps learners whose init uses another batched LAPACK call (flax's own orthogonal
+    init) clear of the XLA:CPU thread-pool deadlock that a batched QR caused (brax, 5 seeds)."""
     return jax.jit(lambda keys: jax.lax.map(learner.init, keys))(keys)
 
 

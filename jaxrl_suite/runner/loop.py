@@ -83,8 +83,7 @@ def records_same_run(run_dir: str | pathlib.Path, algo: str, env_id: str, run: R
 
 
 def has_checkpoint(run_dir: str | pathlib.Path) -> bool:
-    directory = pathlib.Path(run_dir) / CHECKPOINT_DIR
-    return directory.exists() and Checkpointer(directory).latest_step() is not None
+    return Checkpointer(pathlib.Path(run_dir) / CHECKPOINT_DIR).latest_step() is not None
 
 
 def read_config(run_dir: str | pathlib.Path) -> dict[str, Any]:
@@ -231,9 +230,9 @@ def train_or_continue(learner: Learner, run: RunConfig, run_dir: str | pathlib.P
     The result's `records` are this call's only; read_metrics(run_dir) holds the whole run.
     """
     same_run = not overwrite and records_same_run(run_dir, algo, env_id, run, learner.config)
-    resume = same_run and has_checkpoint(run_dir)
+    done = Checkpointer(pathlib.Path(run_dir) / CHECKPOINT_DIR).latest_step() if same_run else None
+    resume = done is not None
     if resume:
-        done = Checkpointer(pathlib.Path(run_dir) / CHECKPOINT_DIR).latest_step()
         finished = done >= Schedule.build(run, learner.env_steps_per_update).total_updates
         print(f"   {'reusing the finished' if finished else 'continuing the'} run in {run_dir}", flush=True)
     # the same run without a checkpoint stopped inside its first chunk: nothing there to keep
