@@ -40,6 +40,8 @@ class Task:
     total_steps: int
     learner_overrides: dict
     least: LeastConfig
+    least_fields: dict = dataclasses.field(default_factory=dict)
+    """LeastConfig fields set on the command line; they win over the learner's noise cap."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +94,17 @@ VARIANTS = (("sac", "none"), ("sac", "least"), ("td3", "none"), ("td3", "least")
 NOISE_CAPS = {"sac": 0.2, "td3": 0.3}  # the middle of the paper's ranges
 
 
+def variant_config(task: Task, algo: str, early_stop: str):
+    """The learner config of one variant: the family's defaults, the task's overrides, and LEAST
+    with the algorithm's noise cap unless the command line set one."""
+    least = dataclasses.replace(task.least, **{"noise_cap": NOISE_CAPS[algo], **task.least_fields})
+    config = algorithms.default_config(algo, task.env_id)
+    return dataclasses.replace(config, **task.learner_overrides, early_stop=early_stop, least=least)
+
+
 def run_variant(task: Task, preset: Preset, algo: str, early_stop: str, run_dir: pathlib.Path,
                 overwrite: bool = False) -> pathlib.Path:
-    least = dataclasses.replace(task.least, noise_cap=NOISE_CAPS[algo])
-    config = algorithms.default_config(algo, task.env_id)
-    config = dataclasses.replace(config, **task.learner_overrides, early_stop=early_stop, least=least)
-    learner = algorithms.make_learner(algo, config, task.env_id)
+    learner = algorithms.make_learner(algo, variant_config(task, algo, early_stop), task.env_id)
     learner.check_memory(preset.num_seeds)  # all seeds' buffers live in one vmapped program
     run = RunConfig(total_steps=task.total_steps, num_seeds=preset.num_seeds,
                     log_every=task.total_steps // preset.log_points,
@@ -207,10 +214,11 @@ def select_tasks(preset: Preset, args: argparse.Namespace) -> list[Task]:
     tasks = []
     for env_id in env_ids:
         task = preset.make_task(env_id, args.total_steps or preset.budgets.get(env_id, preset.default_steps))
-        least = dataclasses.replace(task.least, **least_overrides(args.least))
+        fields = least_overrides(args.least)
         if args.least_start is not None:
-            least = dataclasses.replace(least, start_steps=args.least_start)
-        tasks.append(dataclasses.replace(task, least=least.validate()))
+            fields["start_steps"] = args.least_start
+        least = dataclasses.replace(task.least, **fields).validate()
+        tasks.append(dataclasses.replace(task, least=least, least_fields=fields))
     return tasks
 
 

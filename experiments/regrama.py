@@ -73,9 +73,9 @@ PPO_MINATAR_CPU = dict(num_envs=32, rollout_length=64, num_eval_envs=5)
 # ReGraMa's tau for LayerNorm networks (the SAC critics here; 0, the default, is for plain MLPs).
 LAYER_NORM_TAU = {"regrama": 0.01}
 PRESETS = {
-    # Meant for under 45 minutes on an idle 2-core CPU; measured study by study (docs/plasticity.md)
-    # it came to about 50, part of it under load. The machinery at small scale, far below the
-    # budgets where the papers report effects. Resets every 250 gradient steps (PPO: 4 iterations).
+    # Under 45 minutes on an idle 2-core CPU: 26 minutes end to end (docs/plasticity.md). The
+    # machinery at small scale, far below the budgets where the papers report effects. Resets
+    # every 250 gradient steps (PPO: 4 iterations).
     "cpu": Preset(
         studies=(
             Study("sac-dmc", "sac", "dmc/CartpoleSwingup", 40_960, SAC_CPU, reset_period=250,

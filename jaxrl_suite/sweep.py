@@ -22,6 +22,7 @@ from flax import struct
 
 from jaxrl_suite import algorithms
 from jaxrl_suite.runner import RunConfig, read_metrics, train
+from jaxrl_suite.runner.chunks import init_one_by_one
 from jaxrl_suite.runner.loop import CONFIG_FILE, write_config
 from jaxrl_suite.runner.metrics_log import METRICS_FILE
 
@@ -51,13 +52,13 @@ class TracedHyperparameterLearner:
 
     def init_members(self, hyperparameters: dict[str, jax.Array], keys: jax.Array) -> MemberState:
         """hyperparameters: {field: [M]}, keys: [M, 2] -> stacked MemberState, members initialised
-        one after another (lax.map, as runner.chunks.init_stacked explains)."""
+        one after another (runner.chunks.init_one_by_one)."""
 
         def one(member):
             values, key = member
             return MemberState(values, self._learner_for(values).init(key))
 
-        return jax.jit(lambda members: jax.lax.map(one, members))((hyperparameters, keys))
+        return init_one_by_one(one, (hyperparameters, keys))
 
     def init(self, key: jax.Array) -> MemberState:
         values = {name: jnp.asarray(getattr(self.config, name), jnp.float32) for name in self.traced_fields}

@@ -77,6 +77,28 @@ def test_negative_branch_on_hand_buffer():
     np.testing.assert_array_equal(decision.stop, [True, False])
 
 
+def test_spread_margin_lowers_both_branches_by_hand_computed_spreads():
+    state = _hand_state()
+    margin_one = dataclasses.replace(CONFIG, spread_margin=1.0)
+    # Step 0: eps = 4, |Q - 4| = 3, 1, 1, 96 so MAD = 2; omega = 2: stop when Q < 2 * 4 - 2 = 6.
+    decision = _decide(state, [0, 0], [5.9, 6.1], [0.5, 0.5], config=margin_one)
+    np.testing.assert_allclose(decision.margin, [2.0, 2.0])
+    np.testing.assert_array_equal(decision.stop, [True, False])
+    # Step 1: eps = -5, |Q + 5| = 3, 1, 1, 3 so MAD = 2; half a MAD: stop when Q < -5 / 2 - 1 = -3.5.
+    half = dataclasses.replace(CONFIG, spread_margin=0.5)
+    np.testing.assert_array_equal(_decide(state, [1, 1], [-3.6, -3.4], [0.5, 0.5], config=half).stop, [True, False])
+    # The mean's spread is the standard deviation: mean 27.25, std sqrt(7064.75 / 4) = 42.0264.
+    mean_one = dataclasses.replace(margin_one, statistic="mean")
+    decision = _decide(state, [0, 0], [12.4, 12.6], [0.5, 0.5], config=mean_one)
+    np.testing.assert_allclose(decision.margin, [42.0264, 42.0264], rtol=1e-5)
+    np.testing.assert_array_equal(decision.stop, [True, False])  # Q < 2 * 27.25 - 42.0264 = 12.47
+    # Margin 0 (the default) is the paper's rule: the same Q stops at 7.9 < 8 without it.
+    assert bool(_decide(state, [0], [7.9], [0.5]).stop[0])
+    assert not bool(_decide(state, [0], [7.9], [0.5], config=margin_one).stop[0])
+    with pytest.raises(ValueError, match=r"least.spread_margin=-1.0"):
+        LeastConfig(spread_margin=-1.0).validate()
+
+
 def test_median_and_mean_give_different_thresholds():
     state = _hand_state()
     mean_config = dataclasses.replace(CONFIG, statistic="mean")

@@ -39,6 +39,11 @@ def test_command_line_overrides(study):
                                             least=["patience=5", "omega_max=inf"], least_start=1_000))
     assert task.env_id == "gymnax/Pendulum-v1" and task.total_steps == 10_000
     assert task.least.patience == 5 and task.least.omega_max == float("inf") and task.least.start_steps == 1_000
+    # The learner's noise cap (TD3 0.3) applies unless the command line sets one.
+    assert study.variant_config(task, "td3", "least").least.noise_cap == 0.3
+    (capped,) = study.select_tasks(cpu, _args(envs="gymnax/Pendulum-v1", least=["noise_cap=0"]))
+    config = study.variant_config(capped, "td3", "least")
+    assert config.least.noise_cap == 0.0 and config.early_stop == "least" and config.num_envs == 8
     with pytest.raises(SystemExit, match="FIELD one of"):
         study.least_overrides(["patiense=5"])
     with pytest.raises(SystemExit, match="not env ids"):

@@ -42,10 +42,9 @@ from jaxrl_suite.plasticity import (
     churn_metrics,
     churn_mse,
     init_churn_state,
-    ntk_rank,
+    network_probe,
     record_losses,
     restart_on_task_switch,
-    weight_norm,
 )
 from jaxrl_suite.replay import (
     ReplayBuffer,
@@ -374,11 +373,7 @@ class DQN:
         """On PROBE_SIZE replay observations: dormant ratio, feature rank of the last hidden
         layer, empirical-NTK rank of the Q values, and the weight norm."""
         probe_obs = sample_batch(state.replay, key, PROBE_SIZE).obs
-        return {
-            **self.plasticity.probe(state.params, probe_obs),
-            "ntk_rank": ntk_rank(self.q_values, state.params, probe_obs).astype(jnp.float32),
-            "weight_norm": weight_norm(state.params),
-        }
+        return network_probe(self.plasticity.probe(state.params, probe_obs), self.q_values, state.params, probe_obs)
 
     # ------------------------------------------------------------------------ update steps
 

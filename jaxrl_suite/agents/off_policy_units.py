@@ -21,8 +21,7 @@ from jaxrl_suite.plasticity import (
     StackedMembers,
     UnitCapture,
     UnitPlasticity,
-    ntk_rank,
-    weight_norm,
+    network_probe,
 )
 
 CRITIC_PREFIX = "critic_"
@@ -125,14 +124,7 @@ def probe_actor_critic(agent: Any, params: Any, obs: jax.Array, action: jax.Arra
     def greedy_action(actor_variables: Any, obs: jax.Array) -> jax.Array:
         return agent.greedy(params.replace(actor=actor_variables), obs)
 
-    critic_metrics = {
-        **agent.units.critic.probe(params.critic, obs, action),
-        "ntk_rank": ntk_rank(q_values, params.critic, jnp.concatenate([obs, action], axis=-1)).astype(jnp.float32),
-        "weight_norm": weight_norm(params.critic),
-    }
-    actor_metrics = {
-        **agent.units.actor.probe(params.actor, obs),
-        "ntk_rank": ntk_rank(greedy_action, params.actor, obs).astype(jnp.float32),
-        "weight_norm": weight_norm(params.actor),
-    }
+    critic_metrics = network_probe(agent.units.critic.probe(params.critic, obs, action), q_values, params.critic,
+                                   jnp.concatenate([obs, action], axis=-1))
+    actor_metrics = network_probe(agent.units.actor.probe(params.actor, obs), greedy_action, params.actor, obs)
     return {**prefixed(CRITIC_PREFIX, critic_metrics), **prefixed(ACTOR_PREFIX, actor_metrics)}

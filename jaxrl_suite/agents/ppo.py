@@ -49,10 +49,9 @@ from jaxrl_suite.plasticity import (
     churn_mse,
     global_norm,
     init_churn_state,
-    ntk_rank,
+    network_probe,
     record_losses,
     restart_on_task_switch,
-    weight_norm,
 )
 from jaxrl_suite.runner.config import require
 
@@ -506,11 +505,8 @@ class PPO:
     def diagnose(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> dict[str, jax.Array]:
         """On a probe batch of raw observations: dormant ratio, feature rank of each head's input,
         empirical-NTK rank of the policy outputs (logits or Gaussian means), weight norm."""
-        return {
-            **self.plasticity.probe(params, self._network_input(obs_stats, obs)),
-            "ntk_rank": ntk_rank(lambda p, o: self.policy_outputs(p, obs_stats, o), params, obs).astype(jnp.float32),
-            "weight_norm": weight_norm(params),
-        }
+        return network_probe(self.plasticity.probe(params, self._network_input(obs_stats, obs)),
+                             lambda p, o: self.policy_outputs(p, obs_stats, o), params, obs)
 
     # ------------------------------------------------------------------------ update steps
 

@@ -17,7 +17,10 @@ What is the paper's, and what is ours (the paper's text leaves several details o
   `omega_coefficient` scaling omega (the paper's scalar in [0.3, 0.6] is unconfirmed);
   `omega_max` capping omega (default 1: only episodes below eps_i can stop; B_G holds older,
   larger TD losses, so an uncapped omega drifts above 1 and stops above-median episodes);
-  `patience` consecutive steps the rule must hold (default 1, the paper's rule); steps taken
+  `patience` consecutive steps the rule must hold (default 1, the paper's rule);
+  `spread_margin` m: the threshold is lowered by m times the column's spread (MAD for the
+  median, standard deviation for the mean), so a Q near eps_i ~ 0 -- where the multiplicative
+  margin of omega vanishes -- is not stopped (default 0, the paper's rule); steps taken
   before the learner's first gradient step are not recorded (`recording`: an untrained
   critic's Q is no value estimate and its G is 0);
   `min_episodes` before a step index's thresholds are trusted; the decision at step i takes
@@ -80,6 +83,8 @@ class LeastConfig:
     """Cap on omega after scaling: 1 never stops an episode whose Q is at or above eps_i; inf: no cap."""
     patience: int = 1
     """Consecutive steps the rule must hold before an episode is stopped (1: the paper's rule)."""
+    spread_margin: float = 0.0
+    """Spreads of B_Q[:, i] (MAD for median, std for mean) a Q must lie below the rule's threshold (0: the paper's)."""
     noise_cap: float = 0.2
     """Largest exploration-noise std the boost adds (paper: TD3 0.25-0.35, SAC 0.15-0.25)."""
     noise_episodes: int = 20
@@ -109,6 +114,8 @@ class LeastConfig:
         require(self.entropy_columns >= 1, owner, "entropy_columns", self.entropy_columns, "an integer >= 1")
         require(self.omega_coefficient > 0, owner, "omega_coefficient", self.omega_coefficient, "a number > 0")
         require(self.omega_max > 0, owner, "omega_max", self.omega_max, "a number > 0 (inf: no cap)")
+        require(self.spread_margin >= 0, owner, "spread_margin", self.spread_margin,
+                "a number of spreads >= 0 (0: the paper's rule)")
         require(self.patience >= 1, owner, "patience", self.patience, "an integer >= 1 (consecutive steps)")
         require(self.noise_cap >= 0, owner, "noise_cap", self.noise_cap, "a std >= 0")
         require(self.noise_episodes >= 1, owner, "noise_episodes", self.noise_episodes, "an integer >= 1")
@@ -182,6 +189,15 @@ def window_rows(history_position: jax.Array, episodes_recorded: jax.Array, windo
     return age < jnp.minimum(window, episodes_recorded)
 
 
+def column_values(history: jax.Array, rows: jax.Array, step_index: jax.Array) -> jax.Array:
+    """[K_max, N] history[:, step_index[n]] for each env n, NaN outside the selected rows.
+
+    history: [K_max, L]; rows: [K_max] bool; step_index: [N] int.
+    """
+    chex.assert_rank([history, rows, step_index], [2, 1, 1])
+    return jnp.where(rows[:, None], history[:, step_index], jnp.nan)
+
+
 def column_statistic(history: jax.Array, rows: jax.Array, step_index: jax.Array,
                      statistic: str) -> tuple[jax.Array, jax.Array]:
     """Median (or mean) over the selected rows of history[:, step_index[n]] for each env n.
@@ -189,28 +205,38 @@ def column_statistic(history: jax.Array, rows: jax.Array, step_index: jax.Array,
     history: [K_max, L]; rows: [K_max] bool; step_index: [N] int. Returns (value [N], NaN where
     no episode reached that step; count [N] int32 of episodes that did).
     """
-    chex.assert_rank([history, rows, step_index], [2, 1, 1])
-    columns = history[:, step_index]  # [K_max, N]
-    columns = jnp.where(rows[:, None], columns, jnp.nan)
+    columns = column_values(history, rows, step_index)
     count = jnp.sum(~jnp.isnan(columns), axis=0).astype(jnp.int32)
     reduce = jnp.nanmedian if statistic == "median" else jnp.nanmean
     return reduce(columns, axis=0), count
 
 
-def stop_rule(q: jax.Array, q_threshold: jax.Array, omega: jax.Array) -> jax.Array:
-    """The two-branch rule, elementwise over [N]: eps >= 0 stops when Q < omega * eps,
-    eps < 0 stops when Q < eps / omega."""
+def column_spread(history: jax.Array, rows: jax.Array, step_index: jax.Array, center: jax.Array,
+                  statistic: str) -> jax.Array:
+    """[N] spread of the same columns around `center` [N]: the median absolute deviation for
+    statistic="median", the standard deviation for "mean" (NaN where no episode reached the step)."""
+    deviation = jnp.abs(column_values(history, rows, step_index) - center[None, :])
+    if statistic == "median":
+        return jnp.nanmedian(deviation, axis=0)
+    return jnp.sqrt(jnp.nanmean(deviation**2, axis=0))
+
+
+def stop_rule(q: jax.Array, q_threshold: jax.Array, omega: jax.Array, margin: jax.Array | float = 0.0) -> jax.Array:
+    """The two-branch rule, elementwise over [N]: eps >= 0 stops when Q < omega * eps - margin,
+    eps < 0 stops when Q < eps / omega - margin (margin 0: the paper's rule)."""
     chex.assert_equal_shape([q, q_threshold, omega])
-    return jnp.where(q_threshold >= 0, q < omega * q_threshold, q < q_threshold / omega)
+    return jnp.where(q_threshold >= 0, q < omega * q_threshold - margin, q < q_threshold / omega - margin)
 
 
 @struct.dataclass
 class StopDecision:
-    """stop [N] bool; q_threshold (eps), omega [N] float32; active [N] bool (the rule applied)."""
+    """stop [N] bool; q_threshold (eps), omega, margin (spread_margin x spread) [N] float32;
+    active [N] bool (the rule applied)."""
 
     stop: jax.Array
     q_threshold: jax.Array
     omega: jax.Array
+    margin: jax.Array
     active: jax.Array
 
 
@@ -233,8 +259,12 @@ def decide_stop(state: LeastState, config: LeastConfig, step_index: jax.Array, q
         & jnp.isfinite(omega)
         & (omega > 0)
     )
-    stop = active & stop_rule(q, q_threshold, omega)
-    return StopDecision(stop=stop, q_threshold=q_threshold, omega=omega, active=active)
+    margin = jnp.zeros_like(q_threshold)
+    if config.spread_margin > 0:  # static: the paper's rule skips the second pass over the columns
+        spread = column_spread(state.q_history, rows, step_index, q_threshold, config.statistic)
+        margin = config.spread_margin * spread
+    stop = active & stop_rule(q, q_threshold, omega, margin)
+    return StopDecision(stop=stop, q_threshold=q_threshold, omega=omega, margin=margin, active=active)
 
 
 def record_step(state: LeastState, config: LeastConfig, step_index: jax.Array, q: jax.Array,
@@ -354,7 +384,7 @@ def least_step(state: LeastState, config: LeastConfig, *, step_index: jax.Array,
 
     Metrics: least_stopped_count, least_stopped_length_sum, least_steps_saved_sum (the stopped
     episodes' remaining steps to the time limit) are sums; least_stop_rate (of the last m
-    episodes), least_q_threshold and least_omega (means over envs where the rule is active),
+    episodes), least_q_threshold, least_omega and least_margin (means over envs where the rule is active),
     least_active_fraction, least_window and least_noise_scale are values.
     """
     max_steps = state.episode_q.shape[1]
@@ -377,6 +407,7 @@ def least_step(state: LeastState, config: LeastConfig, *, step_index: jax.Array,
         "least_stop_rate": recent_stop_rate(state),
         "least_q_threshold": jnp.sum(jnp.where(decision.active, decision.q_threshold, 0.0)) / num_active,
         "least_omega": jnp.sum(jnp.where(decision.active, decision.omega, 0.0)) / num_active,
+        "least_margin": jnp.sum(jnp.where(decision.active, decision.margin, 0.0)) / num_active,
         "least_active_fraction": active.mean(),
         "least_window": state.window.astype(jnp.float32),
         "least_noise_scale": exploration_noise(state, config),

@@ -1,7 +1,8 @@
 """Plasticity diagnostics: feature effective rank, empirical-NTK rank, weight norm, gradient kurtosis.
 
 Effective rank is srank (Kumar et al. 2021); the NTK is the gram of per-sample output
-gradients used by C-CHAIN (arXiv 2506.00592); all are pure functions usable under jit.
+gradients used by C-CHAIN (arXiv 2506.00592); all are pure functions usable under jit and vmap
+(their SVD and eigenvalues run one matrix at a time under vmap on CPU: serial_linalg).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
+
+from jaxrl_suite.serial_linalg import singular_values, symmetric_eigenvalues
 
 DEFAULT_RANK_DELTA = 0.01
 # Replay observations the learners' evaluation-time diagnostics (feature and NTK rank) are measured on.
@@ -30,8 +33,7 @@ def effective_rank(features: jax.Array, delta: float = DEFAULT_RANK_DELTA) -> ja
     """srank of a feature matrix [num_samples, num_features] -> [] int32: the number of top
     singular values holding (1 - delta) of their sum."""
     chex.assert_rank(features, 2)
-    singular_values = jnp.linalg.svd(features.astype(jnp.float32), compute_uv=False)
-    return spectrum_rank(singular_values, delta)
+    return spectrum_rank(singular_values(features.astype(jnp.float32)), delta)
 
 
 def ntk_gram(output_fn: Callable[[Any, jax.Array], jax.Array], params: Any, probe_inputs: jax.Array) -> jax.Array:
@@ -58,7 +60,7 @@ def ntk_rank(
     delta: float = DEFAULT_RANK_DELTA,
 ) -> jax.Array:
     """Rank of the empirical NTK: eigenvalues of K needed for (1 - delta) of its trace. [] int32."""
-    eigenvalues = jnp.linalg.eigvalsh(ntk_gram(output_fn, params, probe_inputs))
+    eigenvalues = symmetric_eigenvalues(ntk_gram(output_fn, params, probe_inputs))
     return spectrum_rank(jnp.maximum(eigenvalues, 0.0), delta)
 
 
@@ -75,6 +77,18 @@ def global_norm(tree: Any) -> jax.Array:
 def weight_norm(params: Any) -> jax.Array:
     """[] L2 norm of all parameters together."""
     return global_norm(params)
+
+
+def network_probe(unit_metrics: dict[str, jax.Array], output_fn: Callable[[Any, jax.Array], jax.Array],
+                  params: Any, probe_inputs: jax.Array) -> dict[str, jax.Array]:
+    """A network's evaluation-time diagnostics: its unit metrics (dormant ratio, feature rank,
+    from `UnitPlasticity.probe`) with the empirical-NTK rank of `output_fn` on `probe_inputs`
+    and the weight norm of `params`."""
+    return {
+        **unit_metrics,
+        "ntk_rank": ntk_rank(output_fn, params, probe_inputs).astype(jnp.float32),
+        "weight_norm": weight_norm(params),
+    }
 
 
 def gradient_kurtosis(grads: Any) -> jax.Array:

@@ -48,12 +48,18 @@ def seed_keys(seeds: list[int]) -> jax.Array:
     return jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
 
 
+def init_one_by_one(init: Callable[[Any], Any], members: Any) -> Any:
+    """init(member) for each member along the leading axis of `members`, stacked, run one after
+    another in one jitted program (lax.map, not vmap). Our networks' orthogonal init is safe under
+    vmap (networks/initializers.py); this also keeps learners whose init uses another batched LAPACK
+    call (flax's own orthogonal init) clear of the XLA:CPU thread-pool deadlock that a batched QR
+    caused (brax, 5 seeds)."""
+    return jax.jit(lambda members: jax.lax.map(init, members))(members)
+
+
 def init_stacked(learner: Learner, keys: jax.Array) -> Any:
-    """TrainStates for keys [K, 2] stacked on a leading [K] axis, initialised one after another
-    (lax.map, not vmap). Our networks' orthogonal init is safe under vmap (networks/initializers.py);
-    this also keeps learners whose init uses another batched LAPACK call (flax's own orthogonal
-    init) clear of the XLA:CPU thread-pool deadlock that a batched QR caused (brax, 5 seeds)."""
-    return jax.jit(lambda keys: jax.lax.map(learner.init, keys))(keys)
+    """TrainStates for keys [K, 2] stacked on a leading [K] axis, initialised one after another."""
+    return init_one_by_one(learner.init, keys)
 
 
 def init_seeds(learner: Learner, seed: int, num_seeds: int) -> Any:
