@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.common import confidence_interval  # noqa: E402
+from experiments.common import confidence_interval, use_compilation_cache  # noqa: E402
 from jaxrl_suite.agents.ppo import PPO, default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs.task_sequence import SEQUENCES, make_task_sequence  # noqa: E402
 from jaxrl_suite.plasticity import ChurnConfig, ntk_rank  # noqa: E402
@@ -203,4 +203,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    use_compilation_cache()  # not in main(): tests call main() and leave the cache alone
     main()

@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.common import confidence_interval  # noqa: E402
+from experiments.common import confidence_interval, use_compilation_cache  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
 from jaxrl_suite.early_stop import LeastConfig  # noqa: E402
 from jaxrl_suite.envs import list_env_ids  # noqa: E402
@@ -273,4 +273,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    use_compilation_cache()  # not in main(): tests call main() and leave the cache alone
     main()

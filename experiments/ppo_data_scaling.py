@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.common import confidence_interval  # noqa: E402
+from experiments.common import confidence_interval, use_compilation_cache  # noqa: E402
 from jaxrl_suite.agents.ppo import PPO, default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs.registry import make  # noqa: E402
 from jaxrl_suite.plasticity import (  # noqa: E402
@@ -325,4 +325,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    use_compilation_cache()  # not in main(): tests call main() and leave the cache alone
     main()

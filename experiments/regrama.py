@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.common import confidence_interval  # noqa: E402
+from experiments.common import confidence_interval, use_compilation_cache  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
 from jaxrl_suite.plasticity import PlasticityConfig  # noqa: E402
 from jaxrl_suite.runner import RunConfig, read_metrics, train_or_continue  # noqa: E402
@@ -286,4 +286,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    use_compilation_cache()  # not in main(): tests call main() and leave the cache alone
     main()

@@ -1,4 +1,5 @@
-"""The studies in experiments/ never replace results a user already has without being asked.
+"""The studies in experiments/ never replace results a user already has without being asked, and
+they share a compilation cache that a user may move.
 
 Runner-level reuse/resume is tested in test_runner.py; these check each script's own guard.
 """
@@ -25,3 +26,20 @@ def test_cchain_study_refuses_an_out_dir_with_results(cchain_study, tmp_path, mo
     error = capsys.readouterr().err
     assert "already holds results (summary.json)" in error and "--overwrite" in error
     assert summary.read_text() == '{"kept": true}\n'
+
+
+def test_compilation_cache_defaults_to_the_given_directory_and_keeps_a_chosen_one(tmp_path, capsys):
+    import jax
+
+    from experiments.common import use_compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert use_compilation_cache(str(tmp_path / "xla")) == str(tmp_path / "xla")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+        assert str(tmp_path / "xla") in capsys.readouterr().out
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "chosen"))  # as $JAX_COMPILATION_CACHE_DIR sets it
+        assert use_compilation_cache(str(tmp_path / "xla")) == str(tmp_path / "chosen")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
