@@ -50,10 +50,10 @@ def seed_keys(seeds: list[int]) -> jax.Array:
 
 def init_one_by_one(init: Callable[[Any], Any], members: Any) -> Any:
     """init(member) for each member along the leading axis of `members`, stacked, run one after
-    another in one jitted program (lax.map, not vmap). Our networks' orthogonal init is safe under
-    vmap (networks/initializers.py); this also keeps learners whose init uses another batched LAPACK
-    call (flax's own orthogonal init) clear of the XLA:CPU thread-pool deadlock that a batched QR
-    caused (brax, 5 seeds)."""
+    another in one jitted program (lax.map, not vmap). Our networks' init is safe under vmap
+    (serial_linalg); this also keeps learners whose init uses another batched LAPACK call (flax's
+    own orthogonal init) clear of the XLA:CPU thread-pool deadlock that a batched QR caused (brax,
+    5 seeds)."""
     return jax.jit(lambda members: jax.lax.map(init, members))(members)
 
 
