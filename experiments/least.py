@@ -94,6 +94,11 @@ VARIANTS = (("sac", "none"), ("sac", "least"), ("td3", "none"), ("td3", "least")
 NOISE_CAPS = {"sac": 0.2, "td3": 0.3}  # the middle of the paper's ranges
 
 
+def with_least_fields(task: Task, fields: dict) -> Task:
+    """`task` with LeastConfig `fields` set (validated) and remembered as the command line's."""
+    return dataclasses.replace(task, least=dataclasses.replace(task.least, **fields).validate(), least_fields=fields)
+
+
 def variant_config(task: Task, algo: str, early_stop: str):
     """The learner config of one variant: the family's defaults, the task's overrides, and LEAST
     with the algorithm's noise cap unless the command line set one."""
@@ -217,8 +222,7 @@ def select_tasks(preset: Preset, args: argparse.Namespace) -> list[Task]:
         fields = least_overrides(args.least)
         if args.least_start is not None:
             fields["start_steps"] = args.least_start
-        least = dataclasses.replace(task.least, **fields).validate()
-        tasks.append(dataclasses.replace(task, least=least, least_fields=fields))
+        tasks.append(with_least_fields(task, fields))
     return tasks
 
 

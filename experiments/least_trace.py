@@ -10,7 +10,6 @@ Run: python experiments/least_trace.py --algo td3 --env dmc/CartpoleSwingup --to
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 
@@ -21,15 +20,16 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxrl_suite.agents.off_policy as off_policy  # noqa: E402
-from experiments.least import NOISE_CAPS, cpu_task, least_overrides, variant_config  # noqa: E402
+from experiments.least import NOISE_CAPS, cpu_task, least_overrides, variant_config, with_least_fields  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
-from jaxrl_suite.early_stop import decide_stop, least_step  # noqa: E402
-
-TRACED = ("q", "q_threshold", "omega", "margin", "active", "stop", "step_index", "done")
+from jaxrl_suite.early_stop import decide_stop, least_step, rule_threshold  # noqa: E402
 
 
 def traced_least_step(state, config, **step):
-    """least_step, with each env's inputs and decision at this step added to the metrics (trace_*)."""
+    """least_step, with each env's inputs and decision at this step added to the metrics (trace_*).
+
+    eps, omega and the margin are recomputed from the new state: the ones least_step used, except
+    at a step where the window size changed. `stop` is least_step's own pending stop."""
     new_state, metrics = least_step(state, config, **step)
     recorded_q = jnp.where(step["recording"], step["q"], jnp.nan)
     recorded_gradient = jnp.where(step["recording"], step["gradient"], jnp.nan)
@@ -42,10 +42,9 @@ def traced_least_step(state, config, **step):
 
 
 def run_trace(algo: str, env_id: str, total_steps: int, seed: int, least_fields: dict) -> dict[str, np.ndarray]:
-    """[updates, num_envs] arrays of TRACED plus [updates] least_stopped_count / _length_sum."""
-    task = cpu_task(env_id, total_steps)
-    task = dataclasses.replace(task, least=dataclasses.replace(task.least, **least_fields).validate(),
-                               least_fields=least_fields)
+    """[updates, num_envs] arrays of traced_least_step's trace_* names (prefix dropped) plus
+    [updates] least_stopped_count / least_stopped_length_sum."""
+    task = with_least_fields(cpu_task(env_id, total_steps), least_fields)
     config = variant_config(task, algo, "least")
     learner = algorithms.make_learner(algo, config, env_id)
     off_policy.least_step = traced_least_step  # the learner looks it up in its module at trace time
@@ -60,12 +59,6 @@ def run_trace(algo: str, env_id: str, total_steps: int, seed: int, least_fields:
     return trace
 
 
-def threshold(trace: dict[str, np.ndarray]) -> np.ndarray:
-    """The rule's threshold: omega eps - margin (eps >= 0) or eps / omega - margin (eps < 0)."""
-    eps, omega = trace["q_threshold"], trace["omega"]
-    return np.where(eps >= 0, omega * eps, eps / omega) - trace["margin"]
-
-
 def print_summary(trace: dict[str, np.ndarray], episodes: int, every: int) -> None:
     finished = int(trace["done"].sum())
     stopped = float(trace["least_stopped_count"].sum())
@@ -78,7 +71,7 @@ def print_summary(trace: dict[str, np.ndarray], episodes: int, every: int) -> No
         print(f"at the stop decisions: median Q / eps {np.median(ratio):.2f}, median omega "
               f"{np.median(trace['omega'][decided]):.2f}, median margin {np.median(trace['margin'][decided]):.3f}, "
               f"median step index {np.median(trace['step_index'][decided]):.0f}")
-    bound = threshold(trace)
+    bound = np.asarray(rule_threshold(trace["q_threshold"], trace["omega"], trace["margin"]))
     for update in np.flatnonzero(decided[:, 0])[:episodes]:
         start = update - int(trace["step_index"][update, 0])
         print(f"env 0, episode from update {start}: stop decided at step index {trace['step_index'][update, 0]}")

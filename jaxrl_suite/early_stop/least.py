@@ -221,11 +221,16 @@ def column_spread(history: jax.Array, rows: jax.Array, step_index: jax.Array, ce
     return jnp.sqrt(jnp.nanmean(deviation**2, axis=0))
 
 
+def rule_threshold(q_threshold: jax.Array, omega: jax.Array, margin: jax.Array | float = 0.0) -> jax.Array:
+    """The Q below which the two-branch rule stops, elementwise: omega * eps - margin for eps >= 0,
+    eps / omega - margin for eps < 0 (margin 0: the paper's rule)."""
+    return jnp.where(q_threshold >= 0, omega * q_threshold, q_threshold / omega) - margin
+
+
 def stop_rule(q: jax.Array, q_threshold: jax.Array, omega: jax.Array, margin: jax.Array | float = 0.0) -> jax.Array:
-    """The two-branch rule, elementwise over [N]: eps >= 0 stops when Q < omega * eps - margin,
-    eps < 0 stops when Q < eps / omega - margin (margin 0: the paper's rule)."""
+    """The two-branch rule over [N]: stop when Q < rule_threshold(eps, omega, margin)."""
     chex.assert_equal_shape([q, q_threshold, omega])
-    return jnp.where(q_threshold >= 0, q < omega * q_threshold - margin, q < q_threshold / omega - margin)
+    return q < rule_threshold(q_threshold, omega, margin)
 
 
 @struct.dataclass
