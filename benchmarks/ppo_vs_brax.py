@@ -2,7 +2,7 @@
 
 Prints end-to-end time, compile time, steady training steps/s and final deterministic return of
 both, the speed ratio, and our steps/s as a fraction of the raw env step rate at the same batch.
-Run: python benchmarks/ppo_vs_brax.py [--env dmc/CartpoleBalance] [--total-steps 1000000]
+Run: python benchmarks/ppo_vs_brax.py [--env dmc/CartpoleBalance] [--total-steps 1000000] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -85,7 +85,11 @@ def run_brax(env_id: str, settings: dict, seed: int) -> dict:
     else:
         from brax import envs
 
-        env, eval_env, wrap, episode_length = envs.get_environment(name), envs.get_environment(name), None, 1000
+        from jaxrl_suite.envs.brax_env import default_backend
+
+        # the same physics pipeline our adapter uses (brax's own default is "generalized")
+        load = functools.partial(envs.get_environment, name, backend=default_backend(name))
+        env, eval_env, wrap, episode_length = load(), load(), None, 1000
     times: list[float] = []
     returns: list[float] = []
     steps: list[int] = []
@@ -127,29 +131,48 @@ def main() -> None:
     parser.add_argument("--minibatches", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each side once per seed seed..seed+SEEDS-1 (returns vary widely between seeds)")
     parser.add_argument("--skip-brax", action="store_true")
     args = parser.parse_args()
     settings = shared_settings(args)
     print(f"device {device_description()}; settings {settings}", flush=True)
-    header = ["env", "side", "end-to-end s", "compile s", "steady steps/s", "final eval return", "steps"]
+    header = ["env", "side", "seed", "end-to-end s", "compile s", "steady steps/s", "final eval return", "steps"]
     rows, summary = [], []
     for env_id in args.env or ["dmc/CartpoleBalance"]:
-        ours = run_ours(env_id, settings, args.seed, num_chunks=3)
-        rows.append([env_id, "jaxrl_suite", f"{ours['end_to_end_s']:.1f}", f"{ours['compile_s']:.1f}",
-                     f"{ours['steady_sps']:,.0f}", f"{ours['return']:.1f}", ours["steps"]])
-        print(markdown_table(header, rows[-1:]), flush=True)
-        raw = raw_env_steps_per_second(env_id, args.num_envs, num_steps=200, repeats=1)
-        line = f"{env_id}: raw env rate at batch {args.num_envs}: {raw:,.0f} steps/s; ours trains at {ours['steady_sps'] / raw:.2f} of it"
-        if not args.skip_brax:
-            brax = run_brax(env_id, settings, args.seed)
-            rows.append([env_id, "brax.training", f"{brax['end_to_end_s']:.1f}", "-",
-                         f"{brax['steady_sps']:,.0f} (incl. 1 eval)", f"{brax['return']:.1f}", brax["steps"]])
+        runs: dict[str, list[dict]] = {"jaxrl_suite": [], "brax.training": []}
+        for seed in range(args.seed, args.seed + args.seeds):
+            ours = run_ours(env_id, settings, seed, num_chunks=3)
+            runs["jaxrl_suite"].append(ours)
+            rows.append([env_id, "jaxrl_suite", seed, f"{ours['end_to_end_s']:.1f}", f"{ours['compile_s']:.1f}",
+                         f"{ours['steady_sps']:,.0f}", f"{ours['return']:.1f}", ours["steps"]])
             print(markdown_table(header, rows[-1:]), flush=True)
-            line += (f"; speed ratio ours/brax: steady {ours['steady_sps'] / brax['steady_sps']:.2f}, "
-                     f"end-to-end {brax['end_to_end_s'] / ours['end_to_end_s']:.2f}")
-        summary.append(line)
+            if not args.skip_brax:
+                brax = run_brax(env_id, settings, seed)
+                runs["brax.training"].append(brax)
+                rows.append([env_id, "brax.training", seed, f"{brax['end_to_end_s']:.1f}", "-",
+                             f"{brax['steady_sps']:,.0f} (incl. 1 eval)", f"{brax['return']:.1f}", brax["steps"]])
+                print(markdown_table(header, rows[-1:]), flush=True)
+        summary.append(summarize(env_id, runs, raw_env_steps_per_second(env_id, args.num_envs, 200, repeats=1),
+                                 args.num_envs))
     print("\n" + markdown_table(header, rows))
     print("\n".join(summary))
+
+
+def summarize(env_id: str, runs: dict[str, list[dict]], raw_sps: float, num_envs: int) -> str:
+    """One line per env: medians of the speeds over seeds, mean returns, ratios."""
+    ours = runs["jaxrl_suite"]
+    ours_sps = float(np.median([run["steady_sps"] for run in ours]))
+    line = (f"{env_id}: raw env rate at batch {num_envs}: {raw_sps:,.0f} steps/s; ours trains at "
+            f"{ours_sps / raw_sps:.2f} of it; mean final return ours {np.mean([run['return'] for run in ours]):.1f}")
+    brax = runs["brax.training"]
+    if brax:
+        brax_sps = float(np.median([run["steady_sps"] for run in brax]))
+        end_to_end = float(np.median([run["end_to_end_s"] for run in brax])) / float(
+            np.median([run["end_to_end_s"] for run in ours]))
+        line += (f", brax {np.mean([run['return'] for run in brax]):.1f} ({len(ours)} seeds); speed ratio "
+                 f"ours/brax (medians over seeds): steady {ours_sps / brax_sps:.2f}, end-to-end {end_to_end:.2f}")
+    return line
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Our PPO vs rejax's PPO on gymnax tasks: same hyperparameters and budget, one process.
 
 Prints compile time, training steps/s and final deterministic return of both and the speed ratio.
-Run: python benchmarks/ppo_vs_rejax.py [--env CartPole-v1] [--total-steps 500000]
+Both sides train the same network: rejax's default separate 64x64 tanh actor and critic.
+Run: python benchmarks/ppo_vs_rejax.py [--env CartPole-v1] [--total-steps 500000] [--parts]
 """
 
 from __future__ import annotations
@@ -46,25 +47,24 @@ def shared_settings(args) -> dict:
                 clip_eps=0.2, entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5, total_steps=args.total_steps)
 
 
-def run_ours(env_name: str, settings: dict, seed: int, repeats: int):
+# rejax's default PPO agent: separate actor and critic MLPs of two 64-unit layers (tanh, as the
+# benchmark passes it) on flat observations, on every env; ours is pinned to the same network
+# (our MinAtar default would otherwise add a conv torso).
+SAME_NETWORK = dict(hidden_sizes=(64, 64), critic_hidden_sizes=None, activation="tanh", shared_trunk=False,
+                    conv_channels=(), conv_input_shape=())
+
+
+def make_ours(env_name: str, settings: dict):
     config = dataclasses.replace(default_config(f"gymnax/{env_name}"), anneal_lr=False, num_eval_envs=128,
-                                 **settings)
-    learner = make_ppo(config, make(f"gymnax/{env_name}"))
-    num_updates = config.total_steps // config.batch_size
-
-    def whole_run(key):
-        state, _ = scan_updates(learner, learner.init(key), num_updates)
-        return learner.evaluate(state, jax.random.fold_in(key, 1))["eval_return"]
-
-    timing = time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
-    return timing, num_updates * config.batch_size
+                                 **SAME_NETWORK, **settings)
+    return make_ppo(config, make(f"gymnax/{env_name}"))
 
 
-def run_rejax(env_name: str, settings: dict, seed: int, repeats: int):
+def make_rejax(env_name: str, settings: dict):
     from rejax import PPO
 
     env, env_params = gymnax.make(env_name)
-    algo = PPO.create(
+    return PPO.create(
         env=FiveTupleStep(env), env_params=env_params, num_envs=settings["num_envs"],
         num_steps=settings["rollout_length"], num_epochs=settings["num_epochs"],
         num_minibatches=settings["num_minibatches"], learning_rate=settings["learning_rate"],
@@ -74,11 +74,51 @@ def run_rejax(env_name: str, settings: dict, seed: int, repeats: int):
         agent_kwargs={"activation": "tanh"},
     )
 
+
+def run_ours(env_name: str, settings: dict, seed: int, repeats: int):
+    learner = make_ours(env_name, settings)
+    num_updates = learner.config.total_steps // learner.config.batch_size
+
+    def whole_run(key):
+        state, _ = scan_updates(learner, learner.init(key), num_updates)
+        return learner.evaluate(state, jax.random.fold_in(key, 1))["eval_return"]
+
+    timing = time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
+    return timing, num_updates * learner.config.batch_size
+
+
+def run_rejax(env_name: str, settings: dict, seed: int, repeats: int):
+    algo = make_rejax(env_name, settings)
+
     def whole_run(key):
         _, (_, returns) = algo.train(key)
         return returns.mean()
 
     return time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
+
+
+def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> list[list[str]]:
+    """Milliseconds per PPO iteration and per piece of it, both sides, from an initial state
+    (fastest of `repeats` runs after compiling each piece on its own)."""
+    learner, algo = make_ours(env_name, settings), make_rejax(env_name, settings)
+    key = jax.random.PRNGKey(seed)
+    state, rejax_state = learner.init(key), algo.init_state(key)
+    lr = jnp.float32(settings["learning_rate"])
+
+    def ms(fn, *args):
+        timing = time_jitted(fn, *args, repeats=repeats)
+        return timing.run_s * 1e3, timing.output
+
+    rollout_ms, (_, trajectory, _) = ms(lambda s, k: learner.rollout(s.params, s.obs_stats, s.env_state, k),
+                                        state, key)
+    batch_ms, (batch, _) = ms(lambda s, t: learner.make_batch(s.params, s.obs_stats, t), state, trajectory)
+    epochs_ms, _ = ms(lambda s, b, k: learner.run_epochs(s.params, s.opt_state, s.obs_stats, b, lr, k)[0],
+                      state, batch, key)
+    update_ms, _ = ms(lambda s: learner.update(s)[0], state)
+    rejax_rollout_ms, _ = ms(algo.collect_trajectories, rejax_state)
+    rejax_update_ms, _ = ms(algo.train_iteration, rejax_state)
+    return [[env_name, "ours", f"{rollout_ms:.1f}", f"{batch_ms:.1f}", f"{epochs_ms:.1f}", f"{update_ms:.1f}"],
+            [env_name, "rejax", f"{rejax_rollout_ms:.1f}", "-", "-", f"{rejax_update_ms:.1f}"]]
 
 
 def main() -> None:
@@ -92,10 +132,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2.5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1, help="timed runs after compiling (fastest kept)")
+    parser.add_argument("--parts", action="store_true",
+                        help="instead of whole runs: ms per iteration and per piece (rollout, GAE, epochs)")
     args = parser.parse_args()
     envs = args.env or ["CartPole-v1", "Breakout-MinAtar"]
     settings = shared_settings(args)
     print(f"device {device_description()}; settings {settings}")
+    if args.parts:
+        rows = [row for env_name in envs for row in update_parts(env_name, settings, args.seed, args.repeats)]
+        print(markdown_table(PARTS_HEADER, rows))
+        return
     rows = []
     for env_name in envs:
         ours, steps = run_ours(env_name, settings, args.seed, args.repeats)
@@ -108,6 +154,7 @@ def main() -> None:
     print("\n" + markdown_table(HEADER, rows))
 
 
+PARTS_HEADER = ["env", "side", "rollout ms", "GAE + batch ms", "epochs ms", "whole iteration ms"]
 HEADER = ["env", "ours compile s", "rejax compile s", "ours steps/s", "rejax steps/s", "speed ratio",
           "ours final return", "rejax final return"]
 
