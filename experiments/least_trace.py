@@ -16,47 +16,27 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import jaxrl_suite.agents.off_policy as off_policy  # noqa: E402
 from experiments.least import NOISE_CAPS, cpu_task, least_overrides, variant_config, with_least_fields  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
-from jaxrl_suite.early_stop import decide_stop, least_step, rule_threshold  # noqa: E402
-
-
-def traced_least_step(state, config, **step):
-    """least_step, with each env's inputs and decision at this step added to the metrics (trace_*).
-
-    eps, omega and the margin are recomputed from the new state: the ones least_step used, except
-    at a step where the window size changed. `stop` is least_step's own pending stop."""
-    new_state, metrics = least_step(state, config, **step)
-    recorded_q = jnp.where(step["recording"], step["q"], jnp.nan)
-    recorded_gradient = jnp.where(step["recording"], step["gradient"], jnp.nan)
-    decision = decide_stop(new_state, config, step["step_index"], recorded_q, recorded_gradient,
-                           step["env_steps_after"])
-    trace = {"q": step["q"], "q_threshold": decision.q_threshold, "omega": decision.omega,
-             "margin": decision.margin, "active": decision.active, "stop": new_state.pending_stop,
-             "step_index": step["step_index"], "done": step["terminated"] | step["truncated"]}
-    return new_state, {**metrics, **{f"trace_{name}": value for name, value in trace.items()}}
+from jaxrl_suite.early_stop import rule_threshold  # noqa: E402
 
 
 def run_trace(algo: str, env_id: str, total_steps: int, seed: int, least_fields: dict) -> dict[str, np.ndarray]:
-    """[updates, num_envs] arrays of traced_least_step's trace_* names (prefix dropped) plus
-    [updates] least_stopped_count / least_stopped_length_sum."""
+    """[updates, num_envs] arrays of the learner's LEAST trace (`OffPolicyLearner.traced_update`)
+    plus [updates] least_stopped_count / least_stopped_length_sum."""
     task = with_least_fields(cpu_task(env_id, total_steps), least_fields)
     config = variant_config(task, algo, "least")
     learner = algorithms.make_learner(algo, config, env_id)
-    off_policy.least_step = traced_least_step  # the learner looks it up in its module at trace time
-    update = jax.jit(learner.update)
+    update = jax.jit(learner.traced_update)
     state = learner.init(jax.random.PRNGKey(seed))
     rows = []
     for _ in range(total_steps // config.num_envs):
-        state, metrics = update(state)
-        rows.append({name: np.asarray(value) for name, value in metrics.items()
-                     if name.startswith("trace_") or name in ("least_stopped_count", "least_stopped_length_sum")})
-    trace = {name.removeprefix("trace_"): np.stack([row[name] for row in rows]) for name in rows[0]}
-    return trace
+        state, metrics, trace = update(state)
+        rows.append({**{name: np.asarray(value) for name, value in trace.items()},
+                     **{name: np.asarray(metrics[name]) for name in ("least_stopped_count", "least_stopped_length_sum")}})
+    return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
 
 def print_summary(trace: dict[str, np.ndarray], episodes: int, every: int) -> None:

@@ -260,6 +260,18 @@ def test_sac_with_least_stops_episodes_as_truncations():
     assert float(metrics["least_window"][-1]) in range(1, 9)
     assert float(metrics["least_noise_scale"][-1]) > 0.1  # nearly all recent episodes stopped early
 
+    # traced_update is update plus LEAST's per-env view of the step, which agrees with the new state.
+    plain_state, plain_metrics = jax.jit(learner.update)(state)
+    traced_state, traced_metrics, trace = jax.jit(learner.traced_update)(state)
+    chex.assert_trees_all_equal((traced_state, traced_metrics), (plain_state, plain_metrics))
+    chex.assert_shape(list(trace.values()), (4,))
+    np.testing.assert_array_equal(trace["stop"], traced_state.least.pending_stop)
+    np.testing.assert_array_equal(trace["rule_stop"] & ~trace["done"], trace["stop"])  # patience 1
+    assert not (trace["rule_stop"] & ~trace["active"]).any()
+    np.testing.assert_array_equal(trace["step_index"], state.env_state.info["step_count"])
+    without_least = make_sac(dataclasses.replace(config, early_stop="none"), make("gymnax/Pendulum-v1"))
+    assert jax.eval_shape(without_least.traced_update, jax.eval_shape(without_least.init, jax.random.PRNGKey(0)))[2] == {}
+
 
 def _step_kwargs(step, q, truncated=(False, False), length=(0, 0), **extra):
     return dict(step_index=jnp.array([step, step]), q=jnp.array(q, jnp.float32), gradient=jnp.ones(2),

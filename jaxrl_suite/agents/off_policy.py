@@ -36,7 +36,7 @@ from jaxrl_suite.early_stop import (
     exploration_noise,
     init_least,
     least_state_bytes,
-    least_step,
+    least_step_with_decision,
 )
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box
@@ -336,6 +336,16 @@ class OffPolicyLearner:
 
     def update(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict[str, jax.Array]]:
         """One env step of every env, then utd_ratio gradient steps (once learning started)."""
+        state, metrics, _ = self.traced_update(state)
+        return state, metrics
+
+    def traced_update(
+        self, state: OffPolicyTrainState
+    ) -> tuple[OffPolicyTrainState, dict[str, jax.Array], dict[str, jax.Array]]:
+        """`update`, plus LEAST's per-env view of this step ({} without LEAST), each [num_envs]:
+        q (Q_i), q_threshold (eps_i), omega, margin, active and rule_stop (the rule's decision
+        before `patience`), stop (the next step's stop mask), step_index and done. Under `update`'s
+        jit the unused trace costs nothing; experiments/least_trace.py reads it."""
         config = self.config
         rng, explore_key, random_key, noise_key, td_key, learn_key = jax.random.split(state.rng, 6)
         agent_params = replicate(state.agent, self.mesh)
@@ -369,9 +379,9 @@ class OffPolicyLearner:
         env_steps = state.env_steps + config.num_envs
         metrics = completed_episode_sums(next_env_state)
 
-        least = state.least
+        least, trace = state.least, {}
         if self.use_least:
-            least, least_metrics = self._least_step(
+            least, least_metrics, trace = self._least_step(
                 state, agent_params, transition, acting_obs, next_env_state, env_steps, td_key
             )
             metrics.update(least_metrics)
@@ -393,13 +403,15 @@ class OffPolicyLearner:
         )
         metrics.update(train_metrics)
         metrics["replay_size"] = replay.size.astype(jnp.float32)
-        return new_state, metrics
+        return new_state, metrics, trace
 
-    def _least_step(self, state: OffPolicyTrainState, agent_params: Any, transition: Transition,
-                    acting_obs: jax.Array, next_env_state: State, env_steps: jax.Array,
-                    td_key: jax.Array) -> tuple[LeastState, dict[str, jax.Array]]:
+    def _least_step(
+        self, state: OffPolicyTrainState, agent_params: Any, transition: Transition, acting_obs: jax.Array,
+        next_env_state: State, env_steps: jax.Array, td_key: jax.Array,
+    ) -> tuple[LeastState, dict[str, jax.Array], dict[str, jax.Array]]:
         """Feeds LEAST Q(s, a) [num_envs] of the step just taken and the configured gradient
-        statistic; its new `pending_stop` is the next env step's stop mask."""
+        statistic; its new `pending_stop` is the next env step's stop mask. Returns (LEAST
+        state, metrics, per-env trace; see `traced_update`)."""
         config = self.config
         q = self.agent.q_value(agent_params, acting_obs, transition.action)
         statistic = config.least.gradient_statistic
@@ -409,9 +421,10 @@ class OffPolicyLearner:
         else:
             latest = state.critic_loss if statistic == "td_loss" else state.critic_grad_norm
             gradient = jnp.full((config.num_envs,), latest)
-        return least_step(
+        step_index = state.env_state.info["step_count"]
+        least, metrics, decision = least_step_with_decision(
             state.least, config.least,
-            step_index=state.env_state.info["step_count"],
+            step_index=step_index,
             q=q,
             gradient=gradient,
             terminated=next_env_state.terminated,
@@ -421,6 +434,10 @@ class OffPolicyLearner:
             env_steps_after=env_steps,
             recording=state.gradient_steps > 0,
         )
+        trace = {"q": q, "q_threshold": decision.q_threshold, "omega": decision.omega, "margin": decision.margin,
+                 "active": decision.active, "rule_stop": decision.stop, "stop": least.pending_stop,
+                 "step_index": step_index, "done": next_env_state.terminated | next_env_state.truncated}
+        return least, metrics, trace
 
     def _learn(self, agent_params: Any, replay: ReplayBuffer, obs_stats: RunningMeanStd, env_steps: jax.Array,
                gradient_steps: jax.Array, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:

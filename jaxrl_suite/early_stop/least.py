@@ -36,7 +36,7 @@ What is the paper's, and what is ours (the paper's text leaves several details o
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 import chex
 import jax
@@ -373,12 +373,20 @@ def recent_stop_rate(state: LeastState) -> jax.Array:
     return state.recent_stopped.sum() / jnp.maximum(state.recent_count, 1)
 
 
-def least_step(state: LeastState, config: LeastConfig, *, step_index: jax.Array, q: jax.Array,
-               gradient: jax.Array, terminated: jax.Array, truncated: jax.Array, episode_length: jax.Array,
-               env_steps_before: jax.Array, env_steps_after: jax.Array,
-               recording: jax.Array | bool = True) -> tuple[LeastState, dict[str, jax.Array]]:
+def least_step(state: LeastState, config: LeastConfig, **step: Any) -> tuple[LeastState, dict[str, jax.Array]]:
+    """`least_step_with_decision` without the decision: (new state, metrics)."""
+    state, metrics, _ = least_step_with_decision(state, config, **step)
+    return state, metrics
+
+
+def least_step_with_decision(
+    state: LeastState, config: LeastConfig, *, step_index: jax.Array, q: jax.Array, gradient: jax.Array,
+    terminated: jax.Array, truncated: jax.Array, episode_length: jax.Array, env_steps_before: jax.Array,
+    env_steps_after: jax.Array, recording: jax.Array | bool = True,
+) -> tuple[LeastState, dict[str, jax.Array], StopDecision]:
     """Everything LEAST does after one env step of N envs; returns the new state (its
-    `pending_stop` is the next step's stop mask) and metrics.
+    `pending_stop` is the next step's stop mask), metrics, and the rule's StopDecision at this
+    step (before `patience`; for per-step traces).
 
     step_index [N] int: the index i of the step just taken (its env step count before it);
     q [N]: Q(s_i, a_i); gradient [N]: G_i; terminated, truncated [N] bool: how the step ended;
@@ -417,4 +425,4 @@ def least_step(state: LeastState, config: LeastConfig, *, step_index: jax.Array,
         "least_window": state.window.astype(jnp.float32),
         "least_noise_scale": exploration_noise(state, config),
     }
-    return state, metrics
+    return state, metrics, decision
