@@ -199,14 +199,22 @@ def plot(out: pathlib.Path, run_dirs: dict[tuple[str, str, str], pathlib.Path]) 
 
 
 def least_overrides(assignments: list[str]) -> dict:
-    """FIELD=VALUE strings -> LeastConfig field values, typed like the field's default."""
-    defaults = {field.name: field.default for field in dataclasses.fields(LeastConfig)}
+    """--least FIELD=VALUE strings -> LeastConfig field values, typed like the field's default."""
+    return field_overrides(assignments, LeastConfig, "--least")
+
+
+def field_overrides(assignments: list[str], config_class: type, flag: str) -> dict:
+    """FIELD=VALUE strings -> values of `config_class`'s scalar (int, float, bool, str) fields,
+    typed like the field's default; anything else exits naming the valid fields."""
+    defaults = {field.name: field.default for field in dataclasses.fields(config_class)
+                if type(field.default) in (int, float, bool, str)}
     overrides = {}
     for assignment in assignments:
         name, _, text = assignment.partition("=")
         if name not in defaults or not text:
-            raise SystemExit(f"invalid --least {assignment!r}: expected FIELD=VALUE with FIELD one of {sorted(defaults)}")
-        overrides[name] = type(defaults[name])(text)
+            raise SystemExit(f"invalid {flag} {assignment!r}: expected FIELD=VALUE with FIELD one of {sorted(defaults)}")
+        kind = type(defaults[name])
+        overrides[name] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
     return overrides
 
 

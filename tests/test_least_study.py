@@ -63,3 +63,17 @@ def test_estimated_steps_saved_uses_the_unstopped_episodes_length(study):
     shorter = [{**records[1], "completed_length_sum": 15.0}]  # the unstopped one lasted 5 steps
     assert study.estimated_steps_saved(shorter, start_steps=100) == 0.0  # never negative
     assert study.estimated_steps_saved(records[:1], start_steps=0) == 0.0  # nothing stopped
+
+
+def test_field_overrides_types_values_like_the_defaults_and_names_valid_fields(study):
+    from jaxrl_suite.agents.sac import SACConfig
+
+    overrides = study.field_overrides(["initial_temperature=0.001", "utd_ratio=3", "critic_layer_norm=false"],
+                                      SACConfig, "--learner")
+    assert overrides == {"initial_temperature": 0.001, "utd_ratio": 3, "critic_layer_norm": False}
+    assert type(overrides["utd_ratio"]) is int
+    # Nested or tuple-valued fields are not settable this way, and the message lists what is.
+    with pytest.raises(SystemExit, match="--learner 'least=1'.*initial_temperature"):
+        study.field_overrides(["least=1"], SACConfig, "--learner")
+    with pytest.raises(SystemExit, match="--learner 'hidden_sizes=64'"):
+        study.field_overrides(["hidden_sizes=64"], SACConfig, "--learner")
