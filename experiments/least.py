@@ -30,6 +30,7 @@ from jaxrl_suite.early_stop import LeastConfig  # noqa: E402
 from jaxrl_suite.envs import list_env_ids  # noqa: E402
 from jaxrl_suite.runner import RunConfig, read_metrics, train_or_continue  # noqa: E402
 from jaxrl_suite.runner.plots import seed_curves  # noqa: E402
+from jaxrl_suite.sweep import parse_field_value  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,8 +214,10 @@ def field_overrides(assignments: list[str], config_class: type, flag: str) -> di
         name, _, text = assignment.partition("=")
         if name not in defaults or not text:
             raise SystemExit(f"invalid {flag} {assignment!r}: expected FIELD=VALUE with FIELD one of {sorted(defaults)}")
-        kind = type(defaults[name])
-        overrides[name] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
+        try:
+            overrides[name] = parse_field_value(text, type(defaults[name]))
+        except ValueError as error:
+            raise SystemExit(f"invalid {flag} {assignment!r}: {error}") from None
     return overrides
 
 

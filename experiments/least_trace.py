@@ -56,7 +56,7 @@ def print_summary(trace: dict[str, np.ndarray], episodes: int, every: int) -> No
     length = float(trace["least_stopped_length_sum"].sum()) / max(stopped, 1.0)
     print(f"episodes finished {finished}, stopped by LEAST {stopped:.0f} ({stopped / max(finished, 1):.0%}), "
           f"mean stopped length {length:.0f}")
-    decided = trace["stop"] & trace["active"]
+    decided = trace["stop"]  # a stop needs the rule to have held, so it implies `active`
     if decided.any():
         ratio = trace["q"][decided] / trace["q_threshold"][decided]
         print(f"at the stop decisions: median Q / eps {np.median(ratio):.2f}, median omega "

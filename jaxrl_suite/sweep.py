@@ -86,13 +86,15 @@ def parse_grid(entries: Sequence[str], config: Any) -> dict[str, list[Any]]:
                              f"{', '.join(sorted(fields))}")
         kind = type(getattr(config, name))
         try:
-            grid[name] = [_convert(raw.strip(), kind) for raw in values.split(",")]
+            grid[name] = [parse_field_value(raw.strip(), kind) for raw in values.split(",")]
         except ValueError as error:
             raise ValueError(f"grid field {name}: cannot read {values!r} as {kind.__name__} ({error})") from None
     return grid
 
 
-def _convert(raw: str, kind: type) -> Any:
+def parse_field_value(raw: str, kind: type) -> Any:
+    """A command-line string as a value of a config field of type `kind`: true/false for bools,
+    int/float/str as such, JSON otherwise; ValueError when it cannot be read."""
     if kind is bool:
         if raw.lower() not in ("true", "false"):
             raise ValueError("expected true or false")

@@ -77,3 +77,7 @@ def test_field_overrides_types_values_like_the_defaults_and_names_valid_fields(s
         study.field_overrides(["least=1"], SACConfig, "--learner")
     with pytest.raises(SystemExit, match="--learner 'hidden_sizes=64'"):
         study.field_overrides(["hidden_sizes=64"], SACConfig, "--learner")
+    with pytest.raises(SystemExit, match="--learner 'critic_layer_norm=maybe': expected true or false"):
+        study.field_overrides(["critic_layer_norm=maybe"], SACConfig, "--learner")
+    with pytest.raises(SystemExit, match="--learner 'utd_ratio=two'"):
+        study.field_overrides(["utd_ratio=two"], SACConfig, "--learner")
