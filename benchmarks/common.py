@@ -36,6 +36,15 @@ def time_jitted(fn: Callable[..., Any], *args: Any, repeats: int = 1) -> Timing:
     return Timing(compile_s, best, output)
 
 
+def restore_brax_device_helpers() -> None:
+    """brax 0.14 calls jax.device_put_replicated/sharded, which newer JAX keeps only in jax._src.api."""
+    from jax._src import api
+
+    for name in ("device_put_replicated", "device_put_sharded"):
+        if not hasattr(jax, name) and hasattr(api, name):
+            setattr(jax, name, getattr(api, name))
+
+
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -19,22 +19,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import device_description, markdown_table, raw_env_steps_per_second  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    device_description,
+    markdown_table,
+    raw_env_steps_per_second,
+    restore_brax_device_helpers,
+)
 from jaxrl_suite.agents.ppo import default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs import make  # noqa: E402
 from jaxrl_suite.runner import make_chunk_fn  # noqa: E402
 from jaxrl_suite.runner.chunks import init_stacked  # noqa: E402
 
 NUM_EVAL_ENVS = 16
-
-
-def restore_brax_device_helpers() -> None:
-    """brax 0.14 calls jax.device_put_replicated/sharded, which newer JAX keeps only in jax._src.api."""
-    from jax._src import api
-
-    for name in ("device_put_replicated", "device_put_sharded"):
-        if not hasattr(jax, name) and hasattr(api, name):
-            setattr(jax, name, getattr(api, name))
 
 
 def shared_settings(args) -> dict:

@@ -17,7 +17,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 
-from benchmarks.common import device_description, markdown_table, time_jitted  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    device_description,
+    markdown_table,
+    restore_brax_device_helpers,
+    time_jitted,
+)
 from jaxrl_suite.agents.sac import default_config, make_sac  # noqa: E402
 from jaxrl_suite.envs import make  # noqa: E402
 from jaxrl_suite.runner import scan_updates  # noqa: E402
@@ -91,12 +96,7 @@ def run_ours(env_name: str, settings: dict, total_steps: int, seed: int) -> OurR
 def run_brax(env_name: str, settings: dict, total_steps: int, seed: int):
     """brax.training.agents.sac.train, timed as a whole; two epochs so the second one's own
     steps/s (reported by brax) is free of compilation."""
-    from jax._src import api as jax_api
-
-    # brax 0.14.2 still calls these; JAX 0.10 keeps them only in jax._src.api.
-    for name in ("device_put_replicated", "device_put_sharded"):
-        if not hasattr(jax, name):
-            setattr(jax, name, getattr(jax_api, name))
+    restore_brax_device_helpers()
     from brax.training.agents.sac import networks as sac_networks
     from brax.training.agents.sac import train as sac_train
     from mujoco_playground import registry, wrapper
