@@ -34,9 +34,15 @@ NUM_EVAL_ENVS = 16
 
 
 def shared_settings(args) -> dict:
+    """Our PPOConfig fields; run_brax passes the same values to brax's ppo.train.
+
+    adam_eps is brax's implicit optax.adam default (1e-8). It matters here: the value loss of
+    rewards scaled by 10 gives a joint gradient norm in the thousands, the global-norm clip to 1
+    shrinks the policy's part below our usual eps of 1e-5, and Adam's steps then shrink with it.
+    """
     return dict(num_envs=args.num_envs, rollout_length=args.unroll, num_minibatches=args.minibatches,
-                num_epochs=args.epochs, learning_rate=1e-3, gamma=0.995, reward_scale=10.0, entropy_coef=1e-2,
-                normalize_observations=True, anneal_lr=False, total_steps=args.total_steps,
+                num_epochs=args.epochs, learning_rate=1e-3, adam_eps=1e-8, gamma=0.995, reward_scale=10.0,
+                entropy_coef=1e-2, normalize_observations=True, anneal_lr=False, total_steps=args.total_steps,
                 num_eval_envs=NUM_EVAL_ENVS, clip_eps=0.3, gae_lambda=0.95, max_grad_norm=1.0)
 
 
@@ -155,18 +161,26 @@ def main() -> None:
     print("\n".join(summary))
 
 
+def mean_and_error(values: list[float]) -> str:
+    """'mean +- standard error (n)': returns vary widely between seeds, so a gap between two
+    means is only a difference once it clearly exceeds both errors."""
+    if len(values) < 2:
+        return f"{np.mean(values):.1f} (1 seed)"
+    return f"{np.mean(values):.1f} +- {np.std(values, ddof=1) / np.sqrt(len(values)):.1f} ({len(values)} seeds)"
+
+
 def summarize(env_id: str, runs: dict[str, list[dict]], raw_sps: float, num_envs: int) -> str:
-    """One line per env: medians of the speeds over seeds, mean returns, ratios."""
+    """One line per env: medians of the speeds over seeds, mean returns with standard errors, ratios."""
     ours = runs["jaxrl_suite"]
     ours_sps = float(np.median([run["steady_sps"] for run in ours]))
     line = (f"{env_id}: raw env rate at batch {num_envs}: {raw_sps:,.0f} steps/s; ours trains at "
-            f"{ours_sps / raw_sps:.2f} of it; mean final return ours {np.mean([run['return'] for run in ours]):.1f}")
+            f"{ours_sps / raw_sps:.2f} of it; final return ours {mean_and_error([run['return'] for run in ours])}")
     brax = runs["brax.training"]
     if brax:
         brax_sps = float(np.median([run["steady_sps"] for run in brax]))
         end_to_end = float(np.median([run["end_to_end_s"] for run in brax])) / float(
             np.median([run["end_to_end_s"] for run in ours]))
-        line += (f", brax {np.mean([run['return'] for run in brax]):.1f} ({len(ours)} seeds); speed ratio "
+        line += (f", brax {mean_and_error([run['return'] for run in brax])}; speed ratio "
                  f"ours/brax (medians over seeds): steady {ours_sps / brax_sps:.2f}, end-to-end {end_to_end:.2f}")
     return line
 

@@ -42,8 +42,9 @@ class FiveTupleStep:
 
 
 def shared_settings(args) -> dict:
+    """Our PPOConfig fields, passed alike to rejax; adam_eps is rejax's implicit optax.adam default."""
     return dict(num_envs=args.num_envs, rollout_length=args.num_steps, num_epochs=args.epochs,
-                num_minibatches=args.minibatches, learning_rate=args.lr, gamma=0.99, gae_lambda=0.95,
+                num_minibatches=args.minibatches, learning_rate=args.lr, adam_eps=1e-8, gamma=0.99, gae_lambda=0.95,
                 clip_eps=0.2, entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5, total_steps=args.total_steps)
 
 

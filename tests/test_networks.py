@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from jaxrl_suite.envs.spaces import Box, Discrete
-from jaxrl_suite.networks import MLP, ActorCritic, ConvTorso, GaussianHead, activation_by_name, env_action
+from jaxrl_suite.networks import (
+    MLP,
+    ActorCritic,
+    ConvTorso,
+    GaussianHead,
+    activation_by_name,
+    env_action,
+    squashed_gaussian_entropy,
+)
 
 KEY = jax.random.PRNGKey(0)
 
@@ -98,6 +106,27 @@ def test_gaussian_head_std_modes(state_dependent_std):
     else:  # one learned vector shared by all states
         chex.assert_shape(params["params"]["log_std"], (2,))
         np.testing.assert_allclose(log_std, -0.5, rtol=1e-6)
+
+
+def test_squashed_entropy_by_hand_and_by_sampling():
+    # A narrow Gaussian at u = m: H(tanh u) -> 0.5 log(2 pi e s^2) + log(1 - tanh(m)^2).
+    narrow = distrax.MultivariateNormalDiag(jnp.array([[1.5, 0.0]]), jnp.array([[1e-3, 1e-3]]))
+    by_hand = 2 * (0.5 * np.log(2 * np.pi * np.e * 1e-6)) + np.log(1 - np.tanh(1.5) ** 2)
+    chex.assert_shape(squashed_gaussian_entropy(narrow), (1,))
+    np.testing.assert_allclose(squashed_gaussian_entropy(narrow), [by_hand], rtol=1e-5)
+    # Wide and shifted Gaussians: the quadrature matches a 400k-sample Monte Carlo estimate to 1%
+    # (the 32-point rule's own error grows with the std: about 0.5% at std 5).
+    loc, scale = jnp.array([[0.0, -2.0], [0.3, 1.0]]), jnp.array([[5.0, 3.0], [0.7, 0.2]])
+    policy = distrax.MultivariateNormalDiag(loc, scale)
+    pre_tanh = np.asarray(loc, np.float64) + np.asarray(scale, np.float64) * np.random.default_rng(0).normal(
+        size=(400_000, 2, 2))
+    log_det = np.sum(-2.0 * np.log(np.cosh(pre_tanh)), axis=-1)  # tanh'(u) = 1 / cosh(u)^2
+    np.testing.assert_allclose(squashed_gaussian_entropy(policy), policy.entropy() + log_det.mean(0),
+                               rtol=1e-2)
+    # Unlike the raw Gaussian's, the squashed entropy falls once the std saturates the tanh.
+    entropy_at = lambda std: squashed_gaussian_entropy(  # noqa: E731
+        distrax.MultivariateNormalDiag(jnp.zeros((1,)), jnp.full((1,), std)))
+    assert entropy_at(5.0) < entropy_at(1.0)
 
 
 def test_env_action_clip_tanh_and_discrete():

@@ -28,6 +28,7 @@ from jaxrl_suite.agents.ppo import (
     value_loss,
 )
 from jaxrl_suite.envs import make
+from jaxrl_suite.networks import squashed_gaussian_entropy
 
 TINY = PPOConfig(num_envs=2, rollout_length=8, num_minibatches=2, num_epochs=2, hidden_sizes=(8,),
                  num_eval_envs=2, total_steps=64)
@@ -92,6 +93,22 @@ def test_gaussian_entropy_in_loss():
     policy, _ = learner.network.apply(params, jnp.zeros((3, 3)))
     # one action dim: 0.5 * log(2 pi e sigma^2) with log sigma = -0.5
     np.testing.assert_allclose(policy.entropy(), 0.5 * np.log(2 * np.pi * np.e) - 0.5, rtol=1e-5)
+
+
+def test_squashed_entropy_in_loss_and_its_validation():
+    env = make("gymnax/Pendulum-v1")
+    config = dataclasses.replace(TINY, action_squash="tanh", squashed_entropy=True)
+    learner = make_ppo(config, env)
+    params = learner.network.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+    policy, value = learner.network.apply(params, obs)
+    minibatch = Batch(obs=obs, raw_action=policy.mean(), old_log_prob=policy.log_prob(policy.mean()),
+                      old_value=value, advantage=jnp.zeros(4), target_return=value)
+    _, metrics = learner.ppo_loss(params, init_running_mean_std((3,)), minibatch)
+    np.testing.assert_allclose(metrics["entropy"], squashed_gaussian_entropy(policy).mean(), rtol=1e-6)
+    assert metrics["entropy"] < policy.entropy().mean()  # tanh' <= 1 lowers the entropy
+    with pytest.raises(ValueError, match="squashed_entropy"):
+        dataclasses.replace(TINY, squashed_entropy=True).validate()  # action_squash is "clip"
 
 
 def test_truncated_step_bootstraps_from_final_obs(cartpole):

@@ -37,7 +37,7 @@ from jaxrl_suite.agents.normalizer import (
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.registry import make_raw
 from jaxrl_suite.envs.spaces import Box, Discrete
-from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES, ActorCritic, env_action
+from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES, ActorCritic, env_action, squashed_gaussian_entropy
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
     PROBE_SIZE,
@@ -122,6 +122,9 @@ class PPOConfig:
     """Continuous actions: Gaussian std from the network (False: one learned vector)."""
     init_log_std: float = 0.0
     """Continuous actions: initial log std of the Gaussian policy."""
+    squashed_entropy: bool = False
+    """With action_squash="tanh": the entropy bonus is that of the squashed action (as in
+    brax.training), which falls when actions saturate; False: the raw Gaussian's entropy."""
     num_eval_envs: int = 16
     """Environments (one episode each) in every evaluation of the deterministic policy."""
     eval_max_steps: int = 1000
@@ -186,6 +189,8 @@ class PPOConfig:
                   "a tuple of positive integers, or None")
         check(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
         check(self.action_squash in SQUASH_MODES, "action_squash", f"one of {list(SQUASH_MODES)}")
+        check(not self.squashed_entropy or self.action_squash == "tanh", "squashed_entropy",
+              'False unless action_squash="tanh"')
         self.plasticity.validate("ppo.plasticity")
         self.churn.validate("ppo.churn")
         return self
@@ -202,7 +207,8 @@ CONTINUOUS_CONTROL_DEFAULTS = dict(
 )
 # The physics families follow brax/Playground's PPO recipes: many envs, obs normalization,
 # a small tanh-Gaussian actor with a wide critic, and no gradient clipping: with reward scale 10
-# the value gradient is large, and a joint global-norm clip would starve the policy of updates.
+# the value gradient is large, and a joint global-norm clip shrinks the policy's share of it
+# below adam_eps (1e-5), which then shrinks the policy's Adam steps too (docs/benchmarks.md).
 PHYSICS_DEFAULTS = dict(
     num_epochs=4, learning_rate=1e-3, anneal_lr=False, max_grad_norm=None, gamma=0.995,
     entropy_coef=1e-2, normalize_observations=True, reward_scale=10.0, hidden_sizes=(32, 32, 32, 32),
@@ -579,7 +585,8 @@ class PPO:
         advantage = standardize(minibatch.advantage) if config.normalize_advantages else minibatch.advantage
         policy_loss = clipped_surrogate_loss(ratio, advantage, config.clip_eps)
         critic_loss = value_loss(value, minibatch.old_value, minibatch.target_return, config.value_clip_eps)
-        entropy = policy.entropy().mean()
+        squashed = config.squashed_entropy and isinstance(self.env.action_space, Box)
+        entropy = (squashed_gaussian_entropy(policy) if squashed else policy.entropy()).mean()
         total_loss = policy_loss + config.value_coef * critic_loss - config.entropy_coef * entropy
         metrics = {
             "loss": total_loss,

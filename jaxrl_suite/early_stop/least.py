@@ -198,24 +198,18 @@ def column_values(history: jax.Array, rows: jax.Array, step_index: jax.Array) ->
     return jnp.where(rows[:, None], history[:, step_index], jnp.nan)
 
 
-def column_statistic(history: jax.Array, rows: jax.Array, step_index: jax.Array,
-                     statistic: str) -> tuple[jax.Array, jax.Array]:
-    """Median (or mean) over the selected rows of history[:, step_index[n]] for each env n.
-
-    history: [K_max, L]; rows: [K_max] bool; step_index: [N] int. Returns (value [N], NaN where
-    no episode reached that step; count [N] int32 of episodes that did).
-    """
-    columns = column_values(history, rows, step_index)
+def column_statistic(columns: jax.Array, statistic: str) -> tuple[jax.Array, jax.Array]:
+    """Median (or mean) of each env's column from column_values: [K_max, N] -> (value [N], NaN
+    where no episode reached that step; count [N] int32 of episodes that did)."""
     count = jnp.sum(~jnp.isnan(columns), axis=0).astype(jnp.int32)
     reduce = jnp.nanmedian if statistic == "median" else jnp.nanmean
     return reduce(columns, axis=0), count
 
 
-def column_spread(history: jax.Array, rows: jax.Array, step_index: jax.Array, center: jax.Array,
-                  statistic: str) -> jax.Array:
-    """[N] spread of the same columns around `center` [N]: the median absolute deviation for
-    statistic="median", the standard deviation for "mean" (NaN where no episode reached the step)."""
-    deviation = jnp.abs(column_values(history, rows, step_index) - center[None, :])
+def column_spread(columns: jax.Array, center: jax.Array, statistic: str) -> jax.Array:
+    """[N] spread of the same columns [K_max, N] around `center` [N]: the median absolute deviation
+    for statistic="median", the standard deviation for "mean" (NaN where no episode reached the step)."""
+    deviation = jnp.abs(columns - center[None, :])
     if statistic == "median":
         return jnp.nanmedian(deviation, axis=0)
     return jnp.sqrt(jnp.nanmean(deviation**2, axis=0))
@@ -254,8 +248,10 @@ def decide_stop(state: LeastState, config: LeastConfig, step_index: jax.Array, q
     """
     chex.assert_equal_shape([step_index, q, gradient])
     rows = window_rows(state.history_position, state.episodes_recorded, state.window, state.q_history.shape[0])
-    q_threshold, count = column_statistic(state.q_history, rows, step_index, config.statistic)
-    gradient_reference, _ = column_statistic(state.gradient_history, rows, step_index, config.statistic)
+    q_columns = column_values(state.q_history, rows, step_index)  # [K_max, N], gathered once
+    q_threshold, count = column_statistic(q_columns, config.statistic)
+    gradient_reference, _ = column_statistic(column_values(state.gradient_history, rows, step_index),
+                                             config.statistic)
     omega = jnp.minimum(config.omega_coefficient * gradient_reference / (gradient + config.epsilon), config.omega_max)
     active = (
         (env_steps >= config.start_steps)
@@ -266,7 +262,7 @@ def decide_stop(state: LeastState, config: LeastConfig, step_index: jax.Array, q
     )
     margin = jnp.zeros_like(q_threshold)
     if config.spread_margin > 0:  # static: the paper's rule skips the second pass over the columns
-        spread = column_spread(state.q_history, rows, step_index, q_threshold, config.statistic)
+        spread = column_spread(q_columns, q_threshold, config.statistic)
         margin = config.spread_margin * spread
     stop = active & stop_rule(q, q_threshold, omega, margin)
     return StopDecision(stop=stop, q_threshold=q_threshold, omega=omega, margin=margin, active=active)

@@ -13,6 +13,7 @@ from jaxrl_suite.networks.heads import (
     ValueHead,
     env_action,
     policy_head_for,
+    squashed_gaussian_entropy,
 )
 from jaxrl_suite.networks.mlp import ACTIVATIONS, MLP, activation_by_name, orthogonal_dense
 
@@ -31,4 +32,5 @@ __all__ = [
     "env_action",
     "orthogonal_dense",
     "policy_head_for",
+    "squashed_gaussian_entropy",
 ]

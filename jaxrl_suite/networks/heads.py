@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxrl_suite.envs.spaces import Box, Discrete, Space
 from jaxrl_suite.networks.mlp import orthogonal_dense
+from jaxrl_suite.networks.off_policy_heads import tanh_log_det_jacobian
 
 Squash = Literal["clip", "tanh", "none"]
 SQUASH_MODES: tuple[str, ...] = ("clip", "tanh", "none")
@@ -64,6 +65,24 @@ class GaussianHead(nn.Module):
             log_std = jnp.broadcast_to(log_std, mean.shape)
         log_std = jnp.clip(log_std, self.min_log_std, self.max_log_std)
         return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+
+
+# Gauss-Hermite rule for E[f(u)], u ~ N(m, s^2): sum_n w_n f(m + sqrt(2) s x_n) / sqrt(pi).
+QUADRATURE_NODES, QUADRATURE_WEIGHTS = np.polynomial.hermite.hermgauss(32)
+
+
+def squashed_gaussian_entropy(policy: distrax.MultivariateNormalDiag) -> jax.Array:
+    """Entropy of a = tanh(u), u ~ policy: [...] (the same for any affine map of `a`, up to a constant).
+
+    H(tanh(u)) = H(u) + E[log |d tanh(u) / du|]. The expectation is a 32-point Gauss-Hermite
+    rule per action dimension (deterministic; brax.training uses one reparameterized sample).
+    Unlike H(u), it falls when the mean or std pushes actions into tanh's flat tails.
+    """
+    nodes = jnp.asarray(QUADRATURE_NODES, jnp.float32).reshape((-1,) + (1,) * policy.loc.ndim)
+    weights = jnp.asarray(QUADRATURE_WEIGHTS / np.sqrt(np.pi), jnp.float32)
+    pre_tanh = policy.loc + np.sqrt(2.0) * policy.scale_diag * nodes  # [num_nodes, ..., action_dim]
+    expected_log_det = jnp.tensordot(weights, tanh_log_det_jacobian(pre_tanh), axes=1)
+    return policy.entropy() + expected_log_det
 
 
 class ValueHead(nn.Module):
