@@ -29,11 +29,16 @@ from jaxrl_suite.runner import scan_updates  # noqa: E402
 
 
 def shared_settings(args) -> dict:
-    """The hyperparameters both trainers get (Playground's DMC SAC recipe, shrunk by the flags)."""
+    """The hyperparameters both trainers get (Playground's DMC SAC recipe, shrunk by the flags).
+
+    brax.training fixes two things that are fields of ours: the temperature's Adam step size
+    (3e-4) and the actor's loss on the critic from before the step's critic update.
+    """
     return dict(num_envs=args.num_envs, batch_size=args.batch_size, utd_ratio=args.utd, learning_rate=args.lr,
                 gamma=0.99, tau=0.005, learning_starts=args.min_replay, buffer_size=args.total_steps,
                 normalize_observations=True, critic_layer_norm=True, hidden_sizes=(256, 256),
-                target_entropy_scale=0.5, reward_scale=1.0, num_eval_envs=args.eval_envs)
+                target_entropy_scale=0.5, reward_scale=1.0, num_eval_envs=args.eval_envs,
+                temperature_learning_rate=3e-4, actor_on_updated_critic=args.actor_on_updated_critic)
 
 
 @dataclasses.dataclass
@@ -60,7 +65,7 @@ def run_ours(env_name: str, settings: dict, total_steps: int, seed: int) -> OurR
     learning_rate = settings.pop("learning_rate")
     config = dataclasses.replace(
         default_config(f"dmc/{env_name}"), actor_learning_rate=learning_rate, critic_learning_rate=learning_rate,
-        temperature_learning_rate=learning_rate, **settings,
+        **settings,
     )
     learner = make_sac(config, make(f"dmc/{env_name}"))
     num_updates = total_steps // config.num_envs
@@ -135,6 +140,8 @@ def main() -> None:
     parser.add_argument("--eval-envs", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-brax", action="store_true")
+    parser.add_argument("--actor-on-updated-critic", action="store_true",
+                        help="our side's actor loss uses the just-updated critic (our default) instead of brax's order")
     args = parser.parse_args()
     settings = shared_settings(args)
     print(f"device {device_description()}; env dmc/{args.env}; {args.total_steps:,} env steps; settings {settings}",

@@ -53,9 +53,10 @@ PRESETS = {
         ppo_overrides=dict(num_envs=16, rollout_length=64, num_minibatches=4, anneal_lr=False),
         churn=ChurnConfig(method="cchain", initial_coefficient=50.0, kappa=0.01, warmup=10, window=20),
     ),
-    # The paper's continual DMC setting on an accelerator: walker stand -> walk -> run.
+    # The paper's continual DMC setting on an accelerator: walker stand -> walk -> run, about 5M
+    # steps per task (625 updates of 256 envs x 32 steps, so the 25 chunks divide each task).
     "gpu": Preset(
-        sequence="dmc-walker", steps_per_task=5_000_000, num_seeds=5, chunks_per_task=25,
+        sequence="dmc-walker", steps_per_task=5_120_000, num_seeds=5, chunks_per_task=25,
         ppo_overrides=dict(anneal_lr=False),
         churn=ChurnConfig(method="cchain", initial_coefficient=100.0, kappa=0.05, warmup=50, window=100),
         probe_size=32,

@@ -17,6 +17,7 @@ import os
 import pathlib
 import sys
 import warnings
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -122,7 +123,9 @@ NETWORKS = {"sac": ("critic_", "actor_"), "td3": ("critic_", "actor_"), "dqn": (
 RATIOS = ("dormant_ratio", "grama_inactive_ratio")
 
 
-def run_variant(study: Study, method: str, num_seeds: int, out: pathlib.Path, overwrite: bool = False) -> pathlib.Path:
+def build_variant(study: Study, method: str, num_seeds: int) -> tuple[Any, RunConfig]:
+    """The learner and run schedule of one variant, validated (config, replay memory for
+    `num_seeds` buffers) before anything compiles."""
     plasticity = PlasticityConfig(method=method, period=study.reset_period, threshold=study.thresholds.get(method),
                                   max_reset_fraction=study.max_reset_fraction, log_unit_activity=True)
     config = algorithms.default_config(study.algo, study.env_id)
@@ -136,6 +139,11 @@ def run_variant(study: Study, method: str, num_seeds: int, out: pathlib.Path, ov
     log_every, eval_every = even_schedule(study, learner.env_steps_per_update)
     run = RunConfig(total_steps=study.total_steps, num_seeds=num_seeds, log_every=log_every, eval_every=eval_every,
                     progress=False, tensorboard=False)
+    return learner, run
+
+
+def run_variant(study: Study, method: str, num_seeds: int, out: pathlib.Path, overwrite: bool = False) -> pathlib.Path:
+    learner, run = build_variant(study, method, num_seeds)
     run_dir = out / study.name / method
     train_or_continue(learner, run, run_dir, algo=study.algo, env_id=study.env_id, overwrite=overwrite)
     return run_dir

@@ -89,6 +89,29 @@ def test_nested_least_config_is_validated_and_rebuilt_from_json():
     assert rebuilt == default_config(PENDULUM, early_stop="least")
 
 
+@pytest.mark.parametrize("on_updated_critic", [True, False])
+def test_actor_step_uses_the_critic_the_config_names(on_updated_critic):
+    """With actor_on_updated_critic=False (brax.training's order) the actor's step cannot depend
+    on the critic's step size; with True it does. The critic's own step is the same in both."""
+    batch_state = jax.jit(make_sac(default_config(PENDULUM, **TINY), make(PENDULUM)).init)(jax.random.PRNGKey(0))
+    batch = jax.tree.map(lambda x: x[:32] + 0.5, batch_state.replay.data)  # any transitions will do
+
+    def step(critic_learning_rate):
+        config = default_config(PENDULUM, **TINY, critic_learning_rate=critic_learning_rate,
+                                actor_on_updated_critic=on_updated_critic)
+        agent = make_sac(config, make(PENDULUM)).agent
+        params, _ = agent.gradient_step(batch_state.agent, batch, jax.random.PRNGKey(1), jnp.zeros((), jnp.int32))
+        return params
+
+    def trees_equal(a, b) -> bool:
+        return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+    slow, fast = step(1e-4), step(1e-1)
+    assert trees_equal(step(1e-4), slow)  # deterministic
+    assert not trees_equal(slow.critic, fast.critic)
+    assert trees_equal(slow.actor, fast.actor) == (not on_updated_critic)
+
+
 def test_oversized_buffer_is_refused_before_compiling():
     config = default_config(PENDULUM, buffer_size=10**11)
     with pytest.raises(ValueError, match=r"needs \d+\.\d\d GiB.*lower sac.buffer_size"):

@@ -59,6 +59,9 @@ class SACConfig(OffPolicyConfig):
     """Adam step size of log alpha."""
     target_entropy_scale: float = 1.0
     """Target entropy = -target_entropy_scale * action_dim (brax.training uses 0.5)."""
+    actor_on_updated_critic: bool = True
+    """The actor's loss uses the critic after this gradient step's update (False: the critic
+    before it, as brax.training does, which leaves the critic and actor updates independent)."""
 
     def validate(self) -> SACConfig:
         super().validate()
@@ -196,7 +199,8 @@ class SACAgent:
 
     def gradient_step(self, params: SACParams, batch: Transition, key: jax.Array, step: jax.Array,
                       reference_batch: Transition | None = None) -> tuple[SACParams, dict[str, jax.Array]]:
-        """Critic step, then actor and temperature steps on the updated critic, then the
+        """Critic step, then actor and temperature steps on the updated critic (or on the critic
+        before its step, with actor_on_updated_critic=False), then the
         target critics' Polyak update, then ReDo/ReGraMa resets of critic and actor when due
         (`step` + 1 gradient steps done; reset critic units are copied into the target critics).
         With a reference_batch, CHAIN's value and policy churn terms join the two losses."""
@@ -221,11 +225,12 @@ class SACAgent:
         critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
                                                    critic_grads)
         alpha = jnp.exp(params.log_alpha)
+        actor_critic = critic if self.config.actor_on_updated_critic else params.critic
 
         def actor_loss_fn(actor_params, perturbations):
             (mean, log_std), capture = units.actor.apply(actor_params, perturbations, batch.obs)
             action, log_prob = sample_tanh_gaussian(actor_key, mean, log_std)
-            loss = sac_actor_loss(log_prob, self.critic.apply(critic, batch.obs, action), alpha)
+            loss = sac_actor_loss(log_prob, self.critic.apply(actor_critic, batch.obs, action), alpha)
             policy_churn = jnp.zeros(())
             if reference_batch is not None:
                 policy_churn = churn_gaussian_kl(*self.actor.apply(actor_params, reference_batch.obs),
