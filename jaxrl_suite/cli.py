@@ -12,7 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-USAGE = """usage: jaxrl COMMAND ...
+USAGE = """usage: jaxrl [--distributed] COMMAND ...
+
+--distributed: join a multi-host job first (jax.distributed.initialize(), which finds its peers
+on SLURM, Open MPI, Kubernetes and TPU pods); every host runs the same command, the env batch
+spans all hosts' devices (--devices N counts them all) and process 0 writes the run directory.
 
 commands:
   train ALGO --env ENV_ID [flags]   train a learner (ALGO: {algos}); --help lists every flag
@@ -177,6 +181,11 @@ def lm_command(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--distributed"]:  # before anything starts JAX's backends
+        import jax
+
+        jax.distributed.initialize()
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(algos=_algorithms()))
         return 0 if argv else 2

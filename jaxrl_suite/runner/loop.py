@@ -33,6 +33,14 @@ RUN_ARTIFACTS = (CONFIG_FILE, "metrics.jsonl", "metrics.jsonl.tmp", "tensorboard
 DEFAULT_LOG_POINTS = 50
 
 
+def sync_processes(name: str) -> None:
+    """Waits until every process of a jax.distributed run gets here; nothing with one process."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 class RunDirectoryError(RuntimeError):
     """The run directory cannot be used as asked (exists without --overwrite, nothing to resume, ...)."""
 
@@ -93,8 +101,9 @@ def read_config(run_dir: str | pathlib.Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def prepare_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> None:
-    """Checks (before any compilation) that the directory may be used; clears it only on overwrite."""
+def check_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> list[str]:
+    """Raises RunDirectoryError unless the directory may be used as asked (before any
+    compilation, changing nothing); returns the run artifacts it holds."""
     if resume and overwrite:
         raise RunDirectoryError("choose either resume or overwrite, not both")
     existing = [name for name in RUN_ARTIFACTS if (run_dir / name).exists()]
@@ -103,12 +112,19 @@ def prepare_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> 
             raise RunDirectoryError(f"cannot resume {run_dir}: no {CONFIG_FILE} there (not a jaxrl run directory)")
         if not has_checkpoint(run_dir):
             raise RunDirectoryError(f"cannot resume {run_dir}: it holds no checkpoint (checkpoints/ is missing or empty)")
-        return
-    if existing and not overwrite:
+    elif existing and not overwrite:
         raise RunDirectoryError(
             f"run directory {run_dir} already holds a run ({', '.join(existing)}); pass --resume {run_dir} "
             f"to continue it, --overwrite to replace it, or choose another --out"
         )
+    return existing
+
+
+def prepare_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> None:
+    """check_run_dir, then clears the directory on overwrite and creates it for a new run."""
+    existing = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if resume:
+        return
     for name in existing:
         path = run_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -155,7 +171,14 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     check_memory = getattr(learner, "check_memory", None)
     if check_memory is not None:  # replay buffers: refuse what cannot fit, before compiling
         check_memory(len(member_seeds) if member_seeds is not None else run.num_seeds)
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    # Several processes (jax.distributed): all run the same programs and save checkpoints
+    # together (Orbax coordinates them); only process 0 checks the directory and writes files.
+    primary = jax.process_index() == 0
+    if primary:
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    else:  # every process refuses a bad directory itself instead of waiting for process 0
+        check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    sync_processes("run directory prepared")
     checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints)
 
     seeds = list(member_seeds) if member_seeds is not None else list(range(run.seed, run.seed + run.num_seeds))
@@ -165,15 +188,16 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     if resume:
         state, metadata = checkpointer.restore(state)
         updates_done, wall_offset = int(metadata["updates"]), float(metadata["wall_time"])
-        truncate_metrics(run_dir, updates_done)
-    else:
+        if primary:
+            truncate_metrics(run_dir, updates_done)
+    elif primary:
         write_config(run_dir, algo, env_id, run, learner.config)
 
     evaluate = jax.jit(jax.vmap(learner.evaluate))
     chunk_fns: dict[int, Any] = {}
-    writer = MetricsWriter(run_dir, tensorboard=run.tensorboard)
+    writer = MetricsWriter(run_dir, tensorboard=run.tensorboard) if primary else None
     steps_per_update = learner.env_steps_per_update
-    progress = Progress(run.total_steps, updates_done * steps_per_update, enabled=run.progress)
+    progress = Progress(run.total_steps, updates_done * steps_per_update, enabled=run.progress and primary)
     records: list[dict[str, Any]] = []
     chunk_index = updates_done // schedule.updates_per_chunk
     chunks_run = 0
@@ -203,17 +227,19 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
             wall_time = wall_offset + time.monotonic() - start
             record["wall_time"] = wall_time
             record["sps"] = length * steps_per_update * run.num_seeds / max(chunk_seconds, 1e-9)
-            writer.write(record)
+            if writer is not None:
+                writer.write(record)
             records.append(record)
             progress.update(record["env_steps"], record)
             if finished or chunk_index % schedule.checkpoint_every_chunks == 0:
                 checkpointer.save(updates_done, state, {"updates": updates_done, "wall_time": wall_time})
     finally:
         progress.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
         checkpointer.close()
     completed = updates_done >= schedule.total_updates
-    if completed:
+    if completed and primary:
         try:
             plot_runs([run_dir], run_dir / PLOT_FILE, title=f"{algo} on {env_id}")
         except ValueError as error:  # no episode finished during the whole run
