@@ -14,6 +14,12 @@ if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
 
 
+def cpu_devices_env(count: int) -> dict[str, str]:
+    """This process's environment for a child JAX process that sees `count` CPU devices."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}"
+    return dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+
+
 def load_experiment(name: str):
     """Imports experiments/<name>.py as a module (registered in sys.modules, where dataclasses
     look their module up); a generator for module-scoped fixtures, unregistered afterwards."""

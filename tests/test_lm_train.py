@@ -5,7 +5,6 @@ Everything trains a two-layer d_model-64 model on a handful of hand-written file
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -29,6 +28,7 @@ from jaxrl_suite.lm.train import (
 )
 from jaxrl_suite.models import model_config
 from jaxrl_suite.runner import read_metrics
+from tests.conftest import cpu_devices_env
 
 MODEL = model_config("fox-pro-tiny", d_model=64, num_heads=2, num_layers=2, mlp_multiple_of=16)
 SNIPPETS = [
@@ -176,8 +176,7 @@ def test_data_parallel_over_two_devices_matches_one_device(corpus_dir, tmp_path)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), one.state.params, two.state.params)
         print("data parallel ok")
     """)
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    env = cpu_devices_env(2)
     completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "data parallel ok" in completed.stdout

@@ -5,7 +5,6 @@ Runs in a subprocess because the forced device count must be set before JAX star
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from jaxrl_suite.parallel import make_mesh
 from jaxrl_suite.runner import RunConfig, read_metrics, train
 from jaxrl_suite.runner.checkpoints import Checkpointer
 from jaxrl_suite.runner.loop import CHECKPOINT_DIR
+from tests.conftest import cpu_devices_env
 
 # Trains one PPO case without a mesh and on `mesh`, and prints how far metrics, evaluation and
 # params after 3 updates of 2 vmapped seeds drift apart (the scripts below set `mesh` first).
@@ -121,8 +121,7 @@ def free_port() -> int:
 def test_four_device_mesh_matches_single_device(env_id):
     """Metrics, evaluation and params after 3 updates of 2 vmapped seeds agree within 1e-4
     (absolute below 1, relative above)."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
-    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    env = cpu_devices_env(4)
     result = subprocess.run(
         [sys.executable, "-c", COMPARE_SCRIPT, env_id], env=env, cwd=Path(__file__).resolve().parents[1],
         capture_output=True, text=True, timeout=900,
@@ -135,8 +134,7 @@ def test_four_device_mesh_matches_single_device(env_id):
 def run_two_processes(script: str, *args: str) -> list[str]:
     """Runs `script` as processes 0 and 1 of a jax.distributed job on this machine (2 CPU devices
     each); returns their stdout once both succeeded."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    env = cpu_devices_env(2)
     port = str(free_port())
     workers = [
         subprocess.Popen([sys.executable, "-c", script, str(process), port, *args], env=env,

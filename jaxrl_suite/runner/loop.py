@@ -171,12 +171,12 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     check_memory = getattr(learner, "check_memory", None)
     if check_memory is not None:  # replay buffers: refuse what cannot fit, before compiling
         check_memory(len(member_seeds) if member_seeds is not None else run.num_seeds)
-    # Several processes (jax.distributed): all run the same programs and save checkpoints
-    # together (Orbax coordinates them); only process 0 checks the directory and writes files.
+    # Several processes (jax.distributed): all check the directory, run the same programs and
+    # save checkpoints together (Orbax coordinates them); only process 0 writes other files.
     primary = jax.process_index() == 0
     if primary:
         prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    else:  # every process refuses a bad directory itself instead of waiting for process 0
+    else:  # refuses a bad directory itself instead of waiting at the barrier for process 0
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     sync_processes("run directory prepared")
     checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints)
