@@ -80,3 +80,56 @@ def raw_env_steps_per_second(env_id: str, num_envs: int, num_steps: int, repeats
     for repeat in range(repeats):
         jax.block_until_ready(compiled(jax.random.PRNGKey(repeat + 1)))
     return num_envs * num_steps * repeats / (time.perf_counter() - start)
+
+
+def compiled_flops(fn: Callable[..., Any], *args: Any) -> float:
+    """Floating-point operations XLA counts for one call of jit(fn)(*args).
+
+    XLA's cost analysis counts a loop's body once, whatever its trip count: pass one step.
+    """
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"])
+
+
+def matmul_flops_per_second(rows: int, inner: int, outer: int, products: int = 64, repeats: int = 3) -> float:
+    """This device's rate on a chain of [rows, inner] @ [inner, outer] products and their
+    transposes (fastest of `repeats` timed runs): what a layer of that shape could reach."""
+    weight = jnp.zeros((inner, outer), jnp.float32)
+
+    def chain(x, w):
+        return jax.lax.scan(lambda carry, _: ((carry @ w) @ w.T, None), x, None, length=products // 2)[0]
+
+    timing = time_jitted(chain, jnp.ones((rows, inner), jnp.float32), weight, repeats=repeats)
+    return 2.0 * rows * inner * outer * (products // 2 * 2) / timing.run_s
+
+
+def widest_kernel_shape(params: Any) -> tuple[int, int]:
+    """(inputs, outputs) of the largest 2-D weight matrix in a parameter tree."""
+    kernels = [leaf.shape for leaf in jax.tree.leaves(params) if getattr(leaf, "ndim", 0) == 2]
+    return max(kernels, key=lambda shape: shape[0] * shape[1])
+
+
+@dataclasses.dataclass
+class WorkBound:
+    """How close a trainer's work runs to the device's matmul rate (all rates in FLOP/s)."""
+
+    flops_per_env_step: float  # XLA's count, spread over the env steps of one update
+    achieved: float  # flops_per_env_step x the trainer's measured env steps/s
+    matmul_rate: float  # matmul_flops_per_second at the trainer's widest layer and batch
+
+    @property
+    def fraction_of_matmul_rate(self) -> float:
+        return self.achieved / self.matmul_rate
+
+    def lines(self, steps_per_second: float, peer_steps_per_second: float, goal_ratio: float) -> list[str]:
+        """Where the measured rate stands, and the share of the matmul rate `goal_ratio` x the peer needs."""
+        needed = goal_ratio * peer_steps_per_second * self.flops_per_env_step
+        return [
+            f"work: {self.flops_per_env_step / 1e6:.2f} MFLOP per env step (XLA's count of our update); "
+            f"at {steps_per_second:,.0f} steps/s that is {self.achieved / 1e9:.1f} GFLOP/s",
+            f"device matmul rate at the widest layer: {self.matmul_rate / 1e9:.1f} GFLOP/s; "
+            f"ours runs at {self.fraction_of_matmul_rate:.0%} of it",
+            f"{goal_ratio}x the peer ({peer_steps_per_second:,.0f} steps/s) with the same work would need "
+            f"{needed / 1e9:.1f} GFLOP/s = {needed / self.matmul_rate:.0%} of the matmul rate",
+        ]

@@ -18,7 +18,15 @@ import gymnax  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from benchmarks.common import device_description, markdown_table, time_jitted  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    WorkBound,
+    compiled_flops,
+    device_description,
+    markdown_table,
+    matmul_flops_per_second,
+    time_jitted,
+    widest_kernel_shape,
+)
 from jaxrl_suite.agents.ppo import default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs import make  # noqa: E402
 from jaxrl_suite.runner import scan_updates  # noqa: E402
@@ -98,9 +106,25 @@ def run_rejax(env_name: str, settings: dict, seed: int, repeats: int):
     return time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
 
 
-def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> list[list[str]]:
+def iteration_flops(learner, state, trajectory, batch, key) -> float:
+    """XLA's count of one PPO iteration's work: the rollout's step times its length, plus one
+    minibatch's loss gradient times epochs x minibatches (the loops' bodies, counted once by XLA,
+    multiplied out by hand)."""
+    config = learner.config
+    rollout_flops = compiled_flops(lambda s, k: learner.rollout(s.params, s.obs_stats, s.env_state, k), state, key)
+    batch_flops = compiled_flops(lambda s, t: learner.make_batch(s.params, s.obs_stats, t), state, trajectory)
+    minibatch = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
+    gradient_flops = compiled_flops(
+        lambda p, b: jax.grad(lambda q: learner.ppo_loss(q, state.obs_stats, b)[0])(p), state.params, minibatch
+    )
+    return (config.rollout_length * rollout_flops + batch_flops
+            + config.num_epochs * config.num_minibatches * gradient_flops)
+
+
+def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tuple[list[list[str]], list[str]]:
     """Milliseconds per PPO iteration and per piece of it, both sides, from an initial state
-    (fastest of `repeats` runs after compiling each piece on its own)."""
+    (fastest of `repeats` runs after compiling each piece on its own), and our work's share of
+    the device's matmul rate at the widest layer."""
     learner, algo = make_ours(env_name, settings), make_rejax(env_name, settings)
     key = jax.random.PRNGKey(seed)
     state, rejax_state = learner.init(key), algo.init_state(key)
@@ -118,8 +142,14 @@ def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> list
     update_ms, _ = ms(lambda s: learner.update(s)[0], state)
     rejax_rollout_ms, _ = ms(algo.collect_trajectories, rejax_state)
     rejax_update_ms, _ = ms(algo.train_iteration, rejax_state)
-    return [[env_name, "ours", f"{rollout_ms:.1f}", f"{batch_ms:.1f}", f"{epochs_ms:.1f}", f"{update_ms:.1f}"],
+    rows = [[env_name, "ours", f"{rollout_ms:.1f}", f"{batch_ms:.1f}", f"{epochs_ms:.1f}", f"{update_ms:.1f}"],
             [env_name, "rejax", f"{rejax_rollout_ms:.1f}", "-", "-", f"{rejax_update_ms:.1f}"]]
+    steps = learner.config.batch_size
+    flops_per_step = iteration_flops(learner, state, trajectory, batch, key) / steps
+    ours_sps, rejax_sps = steps / (update_ms / 1e3), steps / (rejax_update_ms / 1e3)
+    bound = WorkBound(flops_per_step, flops_per_step * ours_sps,
+                      matmul_flops_per_second(learner.config.minibatch_size, *widest_kernel_shape(state.params)))
+    return rows, [f"{env_name}: {line}" for line in bound.lines(ours_sps, rejax_sps, goal_ratio=1.2)]
 
 
 def main() -> None:
@@ -134,14 +164,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1, help="timed runs after compiling (fastest kept)")
     parser.add_argument("--parts", action="store_true",
-                        help="instead of whole runs: ms per iteration and per piece (rollout, GAE, epochs)")
+                        help="instead of whole runs: ms per iteration and per piece (rollout, GAE, epochs), "
+                             "and our work's share of the device's matmul rate")
     args = parser.parse_args()
     envs = args.env or ["CartPole-v1", "Breakout-MinAtar"]
     settings = shared_settings(args)
     print(f"device {device_description()}; settings {settings}")
     if args.parts:
-        rows = [row for env_name in envs for row in update_parts(env_name, settings, args.seed, args.repeats)]
-        print(markdown_table(PARTS_HEADER, rows))
+        parts = [update_parts(env_name, settings, args.seed, args.repeats) for env_name in envs]
+        print(markdown_table(PARTS_HEADER, [row for rows, _ in parts for row in rows]))
+        print("\n" + "\n".join(line for _, lines in parts for line in lines))
         return
     rows = []
     for env_name in envs:

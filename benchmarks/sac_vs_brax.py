@@ -16,16 +16,22 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
+    WorkBound,
+    compiled_flops,
     device_description,
     markdown_table,
+    matmul_flops_per_second,
     restore_brax_device_helpers,
     time_jitted,
 )
 from jaxrl_suite.agents.sac import default_config, make_sac  # noqa: E402
 from jaxrl_suite.envs import make  # noqa: E402
 from jaxrl_suite.runner import scan_updates  # noqa: E402
+
+HIDDEN_SIZES = (256, 256)  # actor and critics on both sides
 
 
 def shared_settings(args) -> dict:
@@ -36,7 +42,7 @@ def shared_settings(args) -> dict:
     """
     return dict(num_envs=args.num_envs, batch_size=args.batch_size, utd_ratio=args.utd, learning_rate=args.lr,
                 gamma=0.99, tau=0.005, learning_starts=args.min_replay, buffer_size=args.total_steps,
-                normalize_observations=True, critic_layer_norm=True, hidden_sizes=(256, 256),
+                normalize_observations=True, critic_layer_norm=True, hidden_sizes=HIDDEN_SIZES,
                 target_entropy_scale=0.5, reward_scale=1.0, num_eval_envs=args.eval_envs,
                 temperature_learning_rate=3e-4, actor_on_updated_critic=args.actor_on_updated_critic)
 
@@ -53,6 +59,7 @@ class OurRun:
     total_steps: int
     eval_return: float
     cpu_s: float
+    gradient_flops_per_env_step: float  # XLA's count of the gradient steps' work, per env step
 
     @property
     def end_to_end_s(self) -> float:
@@ -90,11 +97,15 @@ def run_ours(env_name: str, settings: dict, total_steps: int, seed: int) -> OurR
     if counted != expected:
         raise RuntimeError(f"gradient steps after (prefill, training): {counted}, expected {expected}")
     evaluated = time_jitted(evaluate, trained.output)
+    batch = jax.tree.map(lambda s: jnp.zeros((config.batch_size, *s.shape), s.dtype), learner.example_transition())
+    step_flops = compiled_flops(lambda agent, batch: learner.agent.gradient_step(agent, batch, key, jnp.int32(0)),
+                                trained.output.agent, batch)
     return OurRun(
         compile_s=prefilled.compile_s + trained.compile_s + evaluated.compile_s, prefill_s=prefilled.run_s,
         train_s=trained.run_s, eval_s=evaluated.run_s,
         train_steps=(num_updates - prefill_updates) * config.num_envs, total_steps=num_updates * config.num_envs,
         eval_return=float(evaluated.output), cpu_s=time.process_time() - cpu_start,
+        gradient_flops_per_env_step=config.utd_ratio * step_flops / config.num_envs,
     )
 
 
@@ -119,7 +130,7 @@ def run_brax(env_name: str, settings: dict, total_steps: int, seed: int):
         num_evals=3, normalize_observations=True, reward_scaling=settings["reward_scale"],
         min_replay_size=settings["learning_starts"], max_replay_size=settings["buffer_size"],
         grad_updates_per_step=settings["utd_ratio"], deterministic_eval=True,
-        network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=(256, 256),
+        network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=HIDDEN_SIZES,
                                           q_network_layer_norm=True),
         progress_fn=lambda step, m: epoch_metrics.append(m),
     )
@@ -168,6 +179,11 @@ def main() -> None:
     print("\n" + markdown_table(header, rows))
     print(f"\ntraining speed ratio ours/brax (2nd epoch): {ours_train_sps / brax_steady_sps:.2f}")
     print(f"end-to-end speed ratio ours/brax: {brax_total / ours.end_to_end_s:.2f}")
+    # The gradient steps are mostly [batch, width] @ [width, width] products (the hidden layers):
+    # how much of the device's rate at that shape does our training phase use?
+    bound = WorkBound(ours.gradient_flops_per_env_step, ours.gradient_flops_per_env_step * ours_train_sps,
+                      matmul_flops_per_second(args.batch_size, max(HIDDEN_SIZES), max(HIDDEN_SIZES)))
+    print("\n" + "\n".join(bound.lines(ours_train_sps, brax_steady_sps, goal_ratio=1.3)))
 
 
 if __name__ == "__main__":

@@ -109,6 +109,8 @@ def test_squashed_entropy_in_loss_and_its_validation():
     assert metrics["entropy"] < policy.entropy().mean()  # tanh' <= 1 lowers the entropy
     with pytest.raises(ValueError, match="squashed_entropy"):
         dataclasses.replace(TINY, squashed_entropy=True).validate()  # action_squash is "clip"
+    with pytest.raises(ValueError, match="action_squash='tanh'.*discrete action space"):
+        make_ppo(config, make("gymnax/CartPole-v1"))  # squashing has no meaning for discrete actions
 
 
 def test_truncated_step_bootstraps_from_final_obs(cartpole):

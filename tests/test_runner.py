@@ -18,10 +18,13 @@ from jaxrl_suite.runner import (
     RunConfig,
     RunDirectoryError,
     init_seeds,
+    loop,
     read_metrics,
     train,
     train_or_continue,
 )
+from jaxrl_suite.runner.chunks import make_chunk_fn
+from jaxrl_suite.runner.loop import dividing_chunk_length
 from tests.toy_learner import ToyLearner
 
 RUN = RunConfig(total_steps=8 * 40, num_seeds=2, log_every=8 * 5, eval_every=8 * 10, progress=False,
@@ -48,6 +51,31 @@ def test_run_writes_config_metrics_plot_and_checkpoints(tmp_path):
     assert (run_dir / "learning_curve.png").stat().st_size > 1000
     assert Checkpointer(run_dir / "checkpoints").latest_step() == 40
     assert records[-1]["episode_return"] > records[0]["episode_return"]  # it learns
+
+
+@pytest.mark.parametrize("total_updates, target, expected", [
+    (781, 15, 11),  # 781 = 11 x 71: the longest divisor in [8, 15]
+    (488, 9, 8),
+    (40, 5, 5),  # the target divides already
+    (13, 6, 6),  # 13 is prime: no divisor in [3, 6], so the last chunk is shorter
+    (10, 1, 1),
+])
+def test_dividing_chunk_length(total_updates, target, expected):
+    assert dividing_chunk_length(total_updates, target) == expected
+
+
+def test_a_run_compiles_one_chunk_program_when_a_shorter_chunk_divides_it(tmp_path, monkeypatch):
+    lengths = []
+
+    def counting_make_chunk_fn(learner, num_updates):
+        lengths.append(num_updates)
+        return make_chunk_fn(learner, num_updates)
+
+    monkeypatch.setattr(loop, "make_chunk_fn", counting_make_chunk_fn)
+    run = dataclasses.replace(RUN, total_steps=8 * 36)  # 36 updates; log_every asks for 5 per chunk
+    result = train(ToyLearner(), run, tmp_path / "run", algo="toy", env_id="none")
+    assert lengths == [4]
+    assert [r["env_steps"] for r in result.records] == list(range(32, 8 * 36 + 1, 32))
 
 
 def test_existing_run_is_not_overwritten_without_flag(tmp_path):

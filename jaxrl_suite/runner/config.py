@@ -19,7 +19,8 @@ class RunConfig:
     num_seeds: int = 1
     """Number of seeds trained together in one compiled program."""
     log_every: int = 0
-    """Env steps between log points (one compiled chunk each); 0 = about 50 log points."""
+    """Env steps between log points (one compiled chunk each; shortened by up to half when that
+    makes the chunks divide the run, so one compiled program serves it); 0 = about 50 log points."""
     eval_every: int = 0
     """Env steps between deterministic evaluations; 0 = only at the end, -1 = never."""
     checkpoint_every: int = 0

@@ -63,13 +63,23 @@ class Schedule:
                 f"steps, so total_steps must be at least {env_steps_per_update}"
             )
         log_every = run.log_every or math.ceil(run.total_steps / DEFAULT_LOG_POINTS)
-        per_chunk = max(1, min(total_updates, log_every // env_steps_per_update))
+        per_chunk = dividing_chunk_length(total_updates, max(1, min(total_updates, log_every // env_steps_per_update)))
         chunk_steps = per_chunk * env_steps_per_update
 
         def in_chunks(every: int) -> int:
             return every if every <= 0 else max(1, round(every / chunk_steps))
 
         return cls(total_updates, per_chunk, in_chunks(run.eval_every), in_chunks(run.checkpoint_every) or 1)
+
+
+def dividing_chunk_length(total_updates: int, target: int) -> int:
+    """The longest chunk of `target` updates or fewer, down to half of it, that divides the run,
+    so that one compiled chunk program serves the whole run; `target` when none does (the last
+    chunk is then shorter and compiles on its own)."""
+    for length in range(target, (target + 1) // 2 - 1, -1):
+        if total_updates % length == 0:
+            return length
+    return target
 
 
 def _config_json(algo: str, env_id: str, run: RunConfig, learner_config: Any) -> str:
