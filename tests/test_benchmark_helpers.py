@@ -1,0 +1,39 @@
+"""The benchmarks' work-bound helpers on hand-computed cases: XLA's FLOP count of a matrix
+product, the widest weight matrix of a parameter tree, and the shares WorkBound reports."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.common import WorkBound, compiled_flops, matmul_flops_per_second, widest_kernel_shape
+
+
+def test_compiled_flops_counts_a_matrix_product_and_a_loop_body_once():
+    x, w = jnp.ones((8, 16)), jnp.ones((16, 4))
+    assert compiled_flops(lambda x, w: x @ w, x, w) == 2 * 8 * 16 * 4
+    square = jnp.ones((16, 16))
+    looped = compiled_flops(lambda x: jax.lax.scan(lambda c, _: (c @ square, None), x, None, length=5)[0],
+                            jnp.ones((8, 16)))
+    assert 2 * 8 * 16 * 16 <= looped < 2 * (2 * 8 * 16 * 16)  # the body once, not five times
+
+
+def test_widest_kernel_shape_skips_biases():
+    params = {"a": {"kernel": jnp.zeros((4, 64)), "bias": jnp.zeros(64)},
+              "b": {"kernel": jnp.zeros((64, 64)), "bias": jnp.zeros(64)},
+              "c": {"kernel": jnp.zeros((64, 2))}}
+    assert widest_kernel_shape(params) == (64, 64)
+
+
+def test_matmul_rate_is_a_positive_rate():
+    rate = matmul_flops_per_second(32, 16, 8, products=4, repeats=1)
+    assert np.isfinite(rate) and rate > 0
+
+
+def test_work_bound_shares():
+    # 1 MFLOP per env step at 100k steps/s = 100 GFLOP/s, against a 200 GFLOP/s matmul rate;
+    # 1.2x a peer at 90k steps/s needs 108 GFLOP/s = 54% of it.
+    bound = WorkBound(flops_per_env_step=1e6, achieved=1e6 * 100_000, matmul_rate=200e9)
+    assert bound.fraction_of_matmul_rate == 0.5
+    lines = bound.lines(100_000, 90_000, goal_ratio=1.2)
+    assert "100.0 GFLOP/s" in lines[0] and "50% of it" in lines[1]
+    assert "108.0 GFLOP/s = 54% of the matmul rate" in lines[2]
