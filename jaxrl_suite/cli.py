@@ -205,5 +205,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+COMPILING_COMMANDS = ("train", "sweep", "eval", "lm")
+
+
+def console_main() -> int:
+    """The installed `jaxrl` script: `main` with JAX's persistent compilation cache on for the
+    commands that compile, so a rerun or `--resume` loads its programs instead of compiling them
+    ($JAXRL_COMPILATION_CACHE=off turns it off). Tests call `main` and leave the cache alone."""
+    argv = sys.argv[1:]
+    command = argv[1:2] if argv[:1] == ["--distributed"] else argv[:1]
+    if command and command[0] in COMPILING_COMMANDS:
+        from jaxrl_suite.runner.compilation_cache import use_compilation_cache
+
+        use_compilation_cache()
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

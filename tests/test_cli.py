@@ -1,9 +1,12 @@
-"""The `jaxrl` command's entry: the multi-host switch and clear refusals of bad commands."""
+"""The `jaxrl` command's entry: the multi-host switch, clear refusals of bad commands, and the
+compilation cache the installed command turns on."""
+
+import sys
 
 import jax
 import pytest
 
-from jaxrl_suite.cli import main
+from jaxrl_suite.cli import console_main, main
 
 
 def test_distributed_flag_joins_the_job_before_the_command(monkeypatch, capsys):
@@ -24,3 +27,20 @@ def test_distributed_flag_joins_the_job_before_the_command(monkeypatch, capsys):
 def test_bad_commands_are_refused_with_the_valid_choices(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "cached"),
+    [(["train", "ppo", "--env", "gymnax/CartPole-v2"], True),
+     (["--distributed", "train", "ppo", "--env", "gymnax/CartPole-v2"], True),
+     (["envs", "--family", "gymnax"], False)],
+)
+def test_installed_command_turns_the_compilation_cache_on_for_compiling_commands(argv, cached, monkeypatch, capsys):
+    from jaxrl_suite.runner import compilation_cache
+
+    calls = []
+    monkeypatch.setattr(compilation_cache, "use_compilation_cache", lambda: calls.append("on"))
+    monkeypatch.setattr(jax.distributed, "initialize", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sys, "argv", ["jaxrl", *argv])
+    console_main()  # the train commands then fail on the unknown env id
+    assert calls == (["on"] if cached else [])

@@ -28,7 +28,8 @@ def test_cchain_study_refuses_an_out_dir_with_results(cchain_study, tmp_path, mo
     assert summary.read_text() == '{"kept": true}\n'
 
 
-def test_compilation_cache_defaults_to_the_given_directory_and_keeps_a_chosen_one(tmp_path, capsys):
+def test_compilation_cache_defaults_to_the_given_directory_keeps_a_chosen_one_and_can_be_off(tmp_path, capsys,
+                                                                                             monkeypatch):
     import jax
 
     from experiments.common import use_compilation_cache
@@ -41,5 +42,9 @@ def test_compilation_cache_defaults_to_the_given_directory_and_keeps_a_chosen_on
         assert str(tmp_path / "xla") in capsys.readouterr().out
         jax.config.update("jax_compilation_cache_dir", str(tmp_path / "chosen"))  # as $JAX_COMPILATION_CACHE_DIR sets it
         assert use_compilation_cache(str(tmp_path / "xla")) == str(tmp_path / "chosen")
+        jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.setenv("JAXRL_COMPILATION_CACHE", "off")
+        assert use_compilation_cache(str(tmp_path / "xla")) == ""
+        assert jax.config.jax_compilation_cache_dir is None
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
