@@ -126,7 +126,7 @@ class WorkBound:
         """Where the measured rate stands, and the share of the matmul rate `goal_ratio` x the peer needs."""
         needed = goal_ratio * peer_steps_per_second * self.flops_per_env_step
         return [
-            f"work: {self.flops_per_env_step / 1e6:.2f} MFLOP per env step (XLA's count of our update); "
+            f"work: {self.flops_per_env_step / 1e6:.2f} MFLOP per env step (XLA's count); "
             f"at {steps_per_second:,.0f} steps/s that is {self.achieved / 1e9:.1f} GFLOP/s",
             f"device matmul rate at the widest layer: {self.matmul_rate / 1e9:.1f} GFLOP/s; "
             f"ours runs at {self.fraction_of_matmul_rate:.0%} of it",
