@@ -31,8 +31,10 @@ def evaluate_policy(
     mesh: Mesh | None = None,
 ) -> dict[str, jax.Array]:
     """Runs `act` (obs [num_envs, *obs_shape] -> action [num_envs, ...]) for one episode on each
-    of `num_envs` fresh envs, at most `max_steps` steps. With a `mesh` the eval envs are split
-    over its devices like the training batch when num_envs divides evenly (else XLA places them).
+    of `num_envs` fresh envs, at most `max_steps` steps, stopping once all have ended (a while
+    loop: on a GPU its condition costs one device-to-host read per step). With a `mesh` the eval
+    envs are split over its devices like the training batch when num_envs divides evenly (else
+    XLA places them).
 
     Returns {"eval_return": [] mean, "eval_return_std": [], "eval_finished_fraction": []}.
     """
@@ -40,14 +42,20 @@ def evaluate_policy(
         mesh = None
     env_state = shard_along(jax.vmap(env.reset)(jax.random.split(key, num_envs)), mesh, 0)
 
-    def eval_step(carry, _):
-        env_state, episode_return, running = carry
+    def eval_step(carry):
+        steps, env_state, episode_return, running = carry
         next_state = shard_along(jax.vmap(env.step)(env_state, act(env_state.obs)), mesh, 0)
         episode_return = episode_return + jnp.where(running, next_state.reward, 0.0)
-        return (next_state, episode_return, running & ~next_state.done), None
+        return steps + 1, next_state, episode_return, running & ~next_state.done
 
-    initial = (env_state, jnp.zeros((num_envs,), jnp.float32), jnp.ones((num_envs,), jnp.bool_))
-    (_, episode_return, running), _ = jax.lax.scan(eval_step, initial, None, length=max_steps)
+    def any_running(carry):
+        steps, _, _, running = carry
+        return (steps < max_steps) & running.any()
+
+    # Stops once every episode has ended (the steps after that would add nothing).
+    initial = (jnp.zeros((), jnp.int32), env_state, jnp.zeros((num_envs,), jnp.float32),
+               jnp.ones((num_envs,), jnp.bool_))
+    _, _, episode_return, running = jax.lax.while_loop(any_running, eval_step, initial)
     return {
         "eval_return": episode_return.mean(),
         "eval_return_std": episode_return.std(),
