@@ -21,6 +21,12 @@ class Timing:
     compile_s: float
     run_s: float
     output: Any
+    compiled: Any  # the executable that ran
+
+    @property
+    def flops(self) -> float:
+        """XLA's count of one call's floating-point operations (a loop body counted once)."""
+        return executable_flops(self.compiled)
 
 
 def time_jitted(fn: Callable[..., Any], *args: Any, repeats: int = 1) -> Timing:
@@ -33,7 +39,7 @@ def time_jitted(fn: Callable[..., Any], *args: Any, repeats: int = 1) -> Timing:
         start = time.perf_counter()
         output = jax.block_until_ready(compiled(*args))
         best = min(best, time.perf_counter() - start)
-    return Timing(compile_s, best, output)
+    return Timing(compile_s, best, output, compiled)
 
 
 def restore_brax_device_helpers() -> None:
@@ -82,14 +88,19 @@ def raw_env_steps_per_second(env_id: str, num_envs: int, num_steps: int, repeats
     return num_envs * num_steps * repeats / (time.perf_counter() - start)
 
 
-def compiled_flops(fn: Callable[..., Any], *args: Any) -> float:
-    """Floating-point operations XLA counts for one call of jit(fn)(*args).
+def executable_flops(compiled: Any) -> float:
+    """Floating-point operations XLA's cost analysis counts for one call of a compiled program.
 
-    XLA's cost analysis counts a loop's body once, whatever its trip count: pass one step.
+    It counts a loop's body once, whatever its trip count.
     """
-    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost["flops"])
+
+
+def compiled_flops(fn: Callable[..., Any], *args: Any) -> float:
+    """executable_flops of jit(fn) compiled for `args` (not run): pass one step of a loop."""
+    return executable_flops(jax.jit(fn).lower(*args).compile())
 
 
 def matmul_flops_per_second(rows: int, inner: int, outer: int, products: int = 64, repeats: int = 3) -> float:

@@ -106,13 +106,12 @@ def run_rejax(env_name: str, settings: dict, seed: int, repeats: int):
     return time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
 
 
-def iteration_flops(learner, state, trajectory, batch, key) -> float:
-    """XLA's count of one PPO iteration's work: the rollout's step times its length, plus one
-    minibatch's loss gradient times epochs x minibatches (the loops' bodies, counted once by XLA,
-    multiplied out by hand)."""
+def iteration_flops(learner, state, batch, rollout_flops: float, batch_flops: float) -> float:
+    """XLA's count of one PPO iteration's work: the rollout's step times its length, the batch's
+    GAE, plus one minibatch's loss gradient times epochs x minibatches (the loops' bodies,
+    counted once by XLA, multiplied out by hand). rollout_flops and batch_flops are the timed
+    programs' own counts."""
     config = learner.config
-    rollout_flops = compiled_flops(lambda s, k: learner.rollout(s.params, s.obs_stats, s.env_state, k), state, key)
-    batch_flops = compiled_flops(lambda s, t: learner.make_batch(s.params, s.obs_stats, t), state, trajectory)
     minibatch = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
     gradient_flops = compiled_flops(
         lambda p, b: jax.grad(lambda q: learner.ppo_loss(q, state.obs_stats, b)[0])(p), state.params, minibatch
@@ -130,23 +129,25 @@ def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tupl
     state, rejax_state = learner.init(key), algo.init_state(key)
     lr = jnp.float32(settings["learning_rate"])
 
-    def ms(fn, *args):
-        timing = time_jitted(fn, *args, repeats=repeats)
-        return timing.run_s * 1e3, timing.output
+    def timed(fn, *args):
+        return time_jitted(fn, *args, repeats=repeats)
 
-    rollout_ms, (_, trajectory, _) = ms(lambda s, k: learner.rollout(s.params, s.obs_stats, s.env_state, k),
-                                        state, key)
-    batch_ms, (batch, _) = ms(lambda s, t: learner.make_batch(s.params, s.obs_stats, t), state, trajectory)
-    epochs_ms, _ = ms(lambda s, b, k: learner.run_epochs(s.params, s.opt_state, s.obs_stats, b, lr, k)[0],
-                      state, batch, key)
-    update_ms, _ = ms(lambda s: learner.update(s)[0], state)
-    rejax_rollout_ms, _ = ms(algo.collect_trajectories, rejax_state)
-    rejax_update_ms, _ = ms(algo.train_iteration, rejax_state)
-    rows = [[env_name, "ours", f"{rollout_ms:.1f}", f"{batch_ms:.1f}", f"{epochs_ms:.1f}", f"{update_ms:.1f}"],
-            [env_name, "rejax", f"{rejax_rollout_ms:.1f}", "-", "-", f"{rejax_update_ms:.1f}"]]
+    def ms(timing) -> str:
+        return f"{timing.run_s * 1e3:.1f}"
+
+    rollout = timed(lambda s, k: learner.rollout(s.params, s.obs_stats, s.env_state, k), state, key)
+    _, trajectory, _ = rollout.output
+    made_batch = timed(lambda s, t: learner.make_batch(s.params, s.obs_stats, t), state, trajectory)
+    batch, _ = made_batch.output
+    epochs = timed(lambda s, b, k: learner.run_epochs(s.params, s.opt_state, s.obs_stats, b, lr, k)[0],
+                   state, batch, key)
+    update = timed(lambda s: learner.update(s)[0], state)
+    rejax_rollout, rejax_update = timed(algo.collect_trajectories, rejax_state), timed(algo.train_iteration, rejax_state)
+    rows = [[env_name, "ours", ms(rollout), ms(made_batch), ms(epochs), ms(update)],
+            [env_name, "rejax", ms(rejax_rollout), "-", "-", ms(rejax_update)]]
     steps = learner.config.batch_size
-    flops_per_step = iteration_flops(learner, state, trajectory, batch, key) / steps
-    ours_sps, rejax_sps = steps / (update_ms / 1e3), steps / (rejax_update_ms / 1e3)
+    flops_per_step = iteration_flops(learner, state, batch, rollout.flops, made_batch.flops) / steps
+    ours_sps, rejax_sps = steps / update.run_s, steps / rejax_update.run_s
     bound = WorkBound(flops_per_step, flops_per_step * ours_sps,
                       matmul_flops_per_second(learner.config.minibatch_size, *widest_kernel_shape(state.params)))
     return rows, [f"{env_name}: {line}" for line in bound.lines(ours_sps, rejax_sps, goal_ratio=1.2)]

@@ -29,6 +29,9 @@ commands:
 """
 
 
+COMPILING_COMMANDS = ("train", "sweep", "eval", "lm")
+
+
 def _algorithms() -> str:
     from jaxrl_suite.algorithms import ALGORITHMS
 
@@ -179,13 +182,19 @@ def lm_command(argv: Sequence[str]) -> int:
     return lm_main(list(argv))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, compilation_cache: bool = False) -> int:
+    """Runs one `jaxrl` command; with compilation_cache, JAX's persistent compilation cache is
+    turned on for the commands that compile (the installed script does; tests leave it off)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--distributed"]:  # before anything starts JAX's backends
         import jax
 
         jax.distributed.initialize()
         argv = argv[1:]
+    if compilation_cache and argv and argv[0] in COMPILING_COMMANDS:
+        from jaxrl_suite.runner.compilation_cache import use_compilation_cache
+
+        use_compilation_cache()
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(algos=_algorithms()))
         return 0 if argv else 2
@@ -205,20 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-COMPILING_COMMANDS = ("train", "sweep", "eval", "lm")
-
-
 def console_main() -> int:
-    """The installed `jaxrl` script: `main` with JAX's persistent compilation cache on for the
-    commands that compile, so a rerun or `--resume` loads its programs instead of compiling them
-    ($JAXRL_COMPILATION_CACHE=off turns it off). Tests call `main` and leave the cache alone."""
-    argv = sys.argv[1:]
-    command = argv[1:2] if argv[:1] == ["--distributed"] else argv[:1]
-    if command and command[0] in COMPILING_COMMANDS:
-        from jaxrl_suite.runner.compilation_cache import use_compilation_cache
-
-        use_compilation_cache()
-    return main(argv)
+    """The installed `jaxrl` script: `main` with the compilation cache on, so a rerun or
+    `--resume` loads its programs instead of compiling them ($JAXRL_COMPILATION_CACHE=off
+    turns it off)."""
+    return main(compilation_cache=True)
 
 
 if __name__ == "__main__":

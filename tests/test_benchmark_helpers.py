@@ -1,16 +1,24 @@
 """The benchmarks' work-bound helpers on hand-computed cases: XLA's FLOP count of a matrix
-product, the widest weight matrix of a parameter tree, and the shares WorkBound reports."""
+product (compiled alone or timed), the widest weight matrix of a parameter tree, and the shares
+WorkBound reports."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import WorkBound, compiled_flops, matmul_flops_per_second, widest_kernel_shape
+from benchmarks.common import (
+    WorkBound,
+    compiled_flops,
+    matmul_flops_per_second,
+    time_jitted,
+    widest_kernel_shape,
+)
 
 
 def test_compiled_flops_counts_a_matrix_product_and_a_loop_body_once():
     x, w = jnp.ones((8, 16)), jnp.ones((16, 4))
     assert compiled_flops(lambda x, w: x @ w, x, w) == 2 * 8 * 16 * 4
+    assert time_jitted(lambda x, w: x @ w, x, w).flops == 2 * 8 * 16 * 4  # the timed program's own count
     square = jnp.ones((16, 16))
     looped = compiled_flops(lambda x: jax.lax.scan(lambda c, _: (c @ square, None), x, None, length=5)[0],
                             jnp.ones((8, 16)))

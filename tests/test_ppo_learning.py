@@ -11,7 +11,7 @@ import pytest
 from jaxrl_suite.agents.ppo import PPOConfig, default_config, make_ppo
 from jaxrl_suite.envs import make
 from jaxrl_suite.runner import RunConfig, read_metrics, train
-from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
+from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn, seed_keys
 
 
 def train_seeds(config: PPOConfig, env_id: str, first_seed: int, num_seeds: int, num_chunks: int = 4):
@@ -23,7 +23,7 @@ def train_seeds(config: PPOConfig, env_id: str, first_seed: int, num_seeds: int,
     state = init_seeds(learner, first_seed, num_seeds)
     for _ in range(num_chunks):
         state, metrics = chunk(state)
-    eval_keys = jax.numpy.stack([jax.random.PRNGKey(seed + 100) for seed in range(first_seed, first_seed + num_seeds)])
+    eval_keys = seed_keys([seed + 100 for seed in range(first_seed, first_seed + num_seeds)])
     evaluation = jax.jit(jax.vmap(learner.evaluate))(state, eval_keys)
     return jax.device_get(metrics), jax.device_get(evaluation)
 
