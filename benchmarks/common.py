@@ -6,6 +6,7 @@ Every figure is wall-clock on the current default device; results are blocked on
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,27 +20,58 @@ from jaxrl_suite.envs import make
 @dataclasses.dataclass
 class Timing:
     compile_s: float
-    run_s: float
+    run_s: float  # the fastest run
     output: Any
     compiled: Any  # the executable that ran
+    runs_s: list[float] = dataclasses.field(default_factory=list)  # every timed run, in order
 
     @property
     def flops(self) -> float:
         """XLA's count of one call's floating-point operations (a loop body counted once)."""
         return executable_flops(self.compiled)
 
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.runs_s)
+
+
+def compile_timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """(jit(fn) compiled for `args`, seconds the compilation took)."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+def run_timed(compiled: Any, *args: Any) -> tuple[Any, float]:
+    """(output, wall seconds) of one call, blocked on its result."""
+    start = time.perf_counter()
+    output = jax.block_until_ready(compiled(*args))
+    return output, time.perf_counter() - start
+
 
 def time_jitted(fn: Callable[..., Any], *args: Any, repeats: int = 1) -> Timing:
     """Compiles `fn` for `args` (timed), then runs it `repeats` times; run_s is the fastest run."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    best, output = float("inf"), None
+    compiled, compile_s = compile_timed(fn, *args)
+    output, runs = None, []
     for _ in range(repeats):
-        start = time.perf_counter()
-        output = jax.block_until_ready(compiled(*args))
-        best = min(best, time.perf_counter() - start)
-    return Timing(compile_s, best, output, compiled)
+        output, seconds = run_timed(compiled, *args)
+        runs.append(seconds)
+    return Timing(compile_s, min(runs), output, compiled, runs)
+
+
+def time_interleaved(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]], repeats: int) -> list[Timing]:
+    """Like time_jitted for several (fn, args) calls, but their timed runs alternate (A B A B
+    ...), so that a slow spell of a shared machine falls on every side alike; compare medians
+    or fastest runs."""
+    compiled = [compile_timed(fn, *args) for fn, args in calls]
+    runs: list[list[float]] = [[] for _ in calls]
+    outputs: list[Any] = [None] * len(calls)
+    for _ in range(repeats):
+        for index, ((executable, _), (_, args)) in enumerate(zip(compiled, calls, strict=True)):
+            outputs[index], seconds = run_timed(executable, *args)
+            runs[index].append(seconds)
+    return [Timing(compile_s, min(times), output, executable, times)
+            for (executable, compile_s), times, output in zip(compiled, runs, outputs, strict=True)]
 
 
 def restore_brax_device_helpers() -> None:

@@ -24,6 +24,7 @@ from benchmarks.common import (  # noqa: E402
     device_description,
     markdown_table,
     matmul_flops_per_second,
+    time_interleaved,
     time_jitted,
     widest_kernel_shape,
 )
@@ -84,7 +85,8 @@ def make_rejax(env_name: str, settings: dict):
     )
 
 
-def run_ours(env_name: str, settings: dict, seed: int, repeats: int):
+def whole_run_ours(env_name: str, settings: dict):
+    """(run(key) -> final deterministic return, env steps it trains for) of our PPO."""
     learner = make_ours(env_name, settings)
     num_updates = learner.config.total_steps // learner.config.batch_size
 
@@ -92,31 +94,39 @@ def run_ours(env_name: str, settings: dict, seed: int, repeats: int):
         state, _ = scan_updates(learner, learner.init(key), num_updates)
         return learner.evaluate(state, jax.random.fold_in(key, 1))["eval_return"]
 
-    timing = time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
-    return timing, num_updates * learner.config.batch_size
+    return whole_run, num_updates * learner.config.batch_size
 
 
-def run_rejax(env_name: str, settings: dict, seed: int, repeats: int):
+def whole_run_rejax(env_name: str, settings: dict):
+    """run(key) -> final mean evaluation return of rejax's PPO."""
     algo = make_rejax(env_name, settings)
 
     def whole_run(key):
         _, (_, returns) = algo.train(key)
         return returns.mean()
 
-    return time_jitted(whole_run, jax.random.PRNGKey(seed), repeats=repeats)
+    return whole_run
 
 
-def iteration_flops(learner, state, batch, rollout_flops: float, batch_flops: float) -> float:
-    """XLA's count of one PPO iteration's work: the rollout's step times its length, the batch's
-    GAE, plus one minibatch's loss gradient times epochs x minibatches (the loops' bodies,
-    counted once by XLA, multiplied out by hand). rollout_flops and batch_flops are the timed
-    programs' own counts."""
+def rollout_step_flops(env_name: str, settings: dict, key) -> float:
+    """XLA's count of one rollout step: the whole rollout of a one-step learner, so that work
+    done after the rollout's loop (the critic's pass over the observations) is counted per step."""
+    one_step = make_ours(env_name, {**settings, "rollout_length": 1, "num_minibatches": 1})
+    state = one_step.init(key)
+    return compiled_flops(lambda s, k: one_step.rollout(s.params, s.obs_stats, s.env_state, k), state, key)
+
+
+def iteration_flops(learner, state, batch, step_flops: float, batch_flops: float) -> float:
+    """XLA's count of one PPO iteration's work: a rollout step (rollout_step_flops) times the
+    rollout's length, the batch's GAE (batch_flops, the timed program's own count; the loop over
+    truncated steps counted once), plus one minibatch's loss gradient times epochs x minibatches
+    (the loops' bodies, counted once by XLA, multiplied out by hand)."""
     config = learner.config
     minibatch = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
     gradient_flops = compiled_flops(
         lambda p, b: jax.grad(lambda q: learner.ppo_loss(q, state.obs_stats, b)[0])(p), state.params, minibatch
     )
-    return (config.rollout_length * rollout_flops + batch_flops
+    return (config.rollout_length * step_flops + batch_flops
             + config.num_epochs * config.num_minibatches * gradient_flops)
 
 
@@ -137,7 +147,7 @@ def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tupl
 
     rollout = timed(lambda s, k: learner.rollout(s.params, s.obs_stats, s.env_state, k), state, key)
     _, trajectory, _ = rollout.output
-    made_batch = timed(lambda s, t: learner.make_batch(s.params, s.obs_stats, t), state, trajectory)
+    made_batch = timed(learner.make_batch, trajectory)
     batch, _ = made_batch.output
     epochs = timed(lambda s, b, k: learner.run_epochs(s.params, s.opt_state, s.obs_stats, b, lr, k)[0],
                    state, batch, key)
@@ -146,7 +156,8 @@ def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tupl
     rows = [[env_name, "ours", ms(rollout), ms(made_batch), ms(epochs), ms(update)],
             [env_name, "rejax", ms(rejax_rollout), "-", "-", ms(rejax_update)]]
     steps = learner.config.batch_size
-    flops_per_step = iteration_flops(learner, state, batch, rollout.flops, made_batch.flops) / steps
+    flops_per_step = iteration_flops(learner, state, batch, rollout_step_flops(env_name, settings, key),
+                                     made_batch.flops) / steps
     ours_sps, rejax_sps = steps / update.run_s, steps / rejax_update.run_s
     bound = WorkBound(flops_per_step, flops_per_step * ours_sps,
                       matmul_flops_per_second(learner.config.minibatch_size, *widest_kernel_shape(state.params)))
@@ -163,7 +174,8 @@ def main() -> None:
     parser.add_argument("--minibatches", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2.5e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs after compiling (fastest kept)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed runs of each side after compiling; whole runs alternate between the sides")
     parser.add_argument("--parts", action="store_true",
                         help="instead of whole runs: ms per iteration and per piece (rollout, GAE, epochs), "
                              "and our work's share of the device's matmul rate")
@@ -178,19 +190,22 @@ def main() -> None:
         return
     rows = []
     for env_name in envs:
-        ours, steps = run_ours(env_name, settings, args.seed, args.repeats)
-        theirs = run_rejax(env_name, settings, args.seed, args.repeats)
-        ours_sps, theirs_sps = steps / ours.run_s, steps / theirs.run_s
-        rows.append([env_name, f"{ours.compile_s:.1f}", f"{theirs.compile_s:.1f}", f"{ours_sps:,.0f}",
-                     f"{theirs_sps:,.0f}", f"{ours_sps / theirs_sps:.2f}", f"{float(ours.output):.1f}",
-                     f"{float(theirs.output):.1f}"])
+        ours_run, steps = whole_run_ours(env_name, settings)
+        key = jax.random.PRNGKey(args.seed)
+        ours, theirs = time_interleaved([(ours_run, (key,)), (whole_run_rejax(env_name, settings), (key,))],
+                                        args.repeats)
+        best = [steps / ours.run_s, steps / theirs.run_s]
+        median = [steps / ours.median_s, steps / theirs.median_s]
+        rows.append([env_name, f"{ours.compile_s:.1f}", f"{theirs.compile_s:.1f}", f"{best[0]:,.0f}",
+                     f"{best[1]:,.0f}", f"{best[0] / best[1]:.2f}", f"{median[0] / median[1]:.2f}",
+                     f"{float(ours.output):.1f}", f"{float(theirs.output):.1f}"])
         print(markdown_table(HEADER, rows[-1:]), flush=True)
     print("\n" + markdown_table(HEADER, rows))
 
 
 PARTS_HEADER = ["env", "side", "rollout ms", "GAE + batch ms", "epochs ms", "whole iteration ms"]
-HEADER = ["env", "ours compile s", "rejax compile s", "ours steps/s", "rejax steps/s", "speed ratio",
-          "ours final return", "rejax final return"]
+HEADER = ["env", "ours compile s", "rejax compile s", "ours steps/s (fastest run)", "rejax steps/s (fastest run)",
+          "speed ratio (fastest runs)", "speed ratio (median runs)", "ours final return", "rejax final return"]
 
 if __name__ == "__main__":
     main()

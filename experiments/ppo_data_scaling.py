@@ -171,7 +171,7 @@ def make_diagnose(learner: PPO, layout, probe_size: int):
     def diagnose(state, key: jax.Array) -> dict[str, jax.Array]:
         rollout_key, epochs_key = jax.random.split(key)
         _, trajectory, _ = learner.rollout(state.params, state.obs_stats, state.env_state, rollout_key)
-        batch, _ = learner.make_batch(state.params, state.obs_stats, trajectory)
+        batch, _ = learner.make_batch(trajectory)
         inputs = learner._network_input(state.obs_stats, batch.obs[:probe_size])
         grads, loss_metrics = jax.grad(learner.ppo_loss, has_aux=True)(state.params, state.obs_stats, batch)
         (new_params, *_), *_ = learner.run_epochs(

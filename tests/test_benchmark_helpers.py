@@ -1,6 +1,6 @@
-"""The benchmarks' work-bound helpers on hand-computed cases: XLA's FLOP count of a matrix
-product (compiled alone or timed), the widest weight matrix of a parameter tree, and the shares
-WorkBound reports."""
+"""The benchmarks' timing and work-bound helpers on hand-computed cases: interleaved timed runs,
+XLA's FLOP count of a matrix product (compiled alone or timed), the widest weight matrix of a
+parameter tree, and the shares WorkBound reports."""
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +10,7 @@ from benchmarks.common import (
     WorkBound,
     compiled_flops,
     matmul_flops_per_second,
+    time_interleaved,
     time_jitted,
     widest_kernel_shape,
 )
@@ -45,3 +46,20 @@ def test_work_bound_shares():
     lines = bound.lines(100_000, 90_000, goal_ratio=1.2)
     assert "100.0 GFLOP/s" in lines[0] and "50% of it" in lines[1]
     assert "108.0 GFLOP/s = 54% of the matmul rate" in lines[2]
+
+
+def test_time_interleaved_alternates_calls_and_keeps_every_run():
+    order = []
+
+    def traced(name):
+        def fn(x):
+            jax.debug.callback(lambda: order.append(name))
+            return x + 1
+
+        return fn
+
+    first, second = time_interleaved([(traced("a"), (jnp.float32(1),)), (traced("b"), (jnp.float32(2),))], repeats=3)
+    assert order == ["a", "b"] * 3
+    assert float(first.output) == 2.0 and float(second.output) == 3.0
+    assert len(first.runs_s) == 3 and first.run_s == min(first.runs_s)
+    assert min(second.runs_s) <= second.median_s <= max(second.runs_s)

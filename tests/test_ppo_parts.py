@@ -21,6 +21,7 @@ from jaxrl_suite.agents.ppo import (
     Batch,
     PPOConfig,
     Trajectory,
+    bootstrap_values,
     clipped_surrogate_loss,
     default_config,
     explained_variance,
@@ -113,25 +114,70 @@ def test_squashed_entropy_in_loss_and_its_validation():
         make_ppo(config, make("gymnax/CartPole-v1"))  # squashing has no meaning for discrete actions
 
 
-def test_truncated_step_bootstraps_from_final_obs(cartpole):
-    config = dataclasses.replace(TINY, num_envs=1, rollout_length=2, num_minibatches=1, gamma=0.9,
+def test_truncated_and_last_steps_bootstrap_from_bootstrap_value_by_hand(cartpole):
+    config = dataclasses.replace(TINY, num_envs=1, rollout_length=3, num_minibatches=1, gamma=0.5,
                                  gae_lambda=1.0)
     learner = make_ppo(config, cartpole)
-    params = learner.network.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
-    stats = init_running_mean_std((4,))
-    obs = jax.random.normal(jax.random.PRNGKey(2), (2, 1, 4))  # [T=2, N=1, 4]
-    final_obs = jax.random.normal(jax.random.PRNGKey(3), (2, 1, 4))
-    values = learner._value(params, stats, obs)
+    column = lambda *values: jnp.array(values, jnp.float32)[:, None]  # noqa: E731  [T=3, N=1]
     trajectory = Trajectory(
-        obs=obs, raw_action=jnp.zeros((2, 1), jnp.int32), log_prob=jnp.zeros((2, 1)), value=values,
-        reward=jnp.ones((2, 1)), terminated=jnp.zeros((2, 1), bool),
-        done=jnp.array([[True], [False]]),  # step 0 truncated, step 1 ends the rollout
-        final_obs=final_obs,
+        obs=jnp.zeros((3, 1, 4)), raw_action=jnp.zeros((3, 1), jnp.int32), log_prob=jnp.zeros((3, 1)),
+        value=column(1.0, 2.0, 4.0), reward=column(1.0, 1.0, 1.0), terminated=jnp.zeros((3, 1), bool),
+        done=jnp.array([[True], [False], [False]]),  # step 0 truncated, step 1 goes on, step 2 is the last
+        bootstrap_value=column(10.0, 99.0, 20.0),  # 99: not read, step 1 bootstraps from value[2]
     )
-    batch, _ = learner.make_batch(params, stats, trajectory)
-    next_values = learner._value(params, stats, final_obs)[:, 0]
-    expected = 1.0 + 0.9 * next_values - values[:, 0]  # each step bootstraps from its own final obs
-    np.testing.assert_allclose(batch.advantage, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bootstrap_values(trajectory), column(10.0, 4.0, 20.0))
+    batch, _ = learner.make_batch(trajectory)
+    # deltas: 1 + 0.5*10 - 1 = 5; 1 + 0.5*4 - 2 = 1; 1 + 0.5*20 - 4 = 7
+    # advantages: A2 = 7; A1 = 1 + 0.5*7 = 4.5; A0 = 5 (the truncation cuts the recursion)
+    np.testing.assert_allclose(batch.advantage, [5.0, 4.5, 7.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("num_envs, rollout_length", [(2, 16), (40, 16)])  # 2 envs: one gather; 40: in chunks
+def test_critic_on_truncations_only_matches_the_critic_on_every_final_obs(num_envs, rollout_length):
+    env = make("gymnax/CartPole-v1", max_episode_steps=12)  # truncates often; a random policy also terminates
+    learner = make_ppo(dataclasses.replace(TINY, num_envs=num_envs, rollout_length=rollout_length), env)
+
+    def both_ways(key):
+        state = learner.init(key)
+        results = []
+        for critic_on_truncations_only in (True, False):
+            learner.critic_on_truncations_only = critic_on_truncations_only
+            _, trajectory, _ = learner.rollout(state.params, state.obs_stats, state.env_state, key)
+            batch, _ = learner.make_batch(trajectory)
+            results.append((trajectory, bootstrap_values(trajectory), batch.advantage))
+        return results
+
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    (trajectory, fewer, fewer_advantage), (_, every, every_advantage) = jax.jit(jax.vmap(both_ways))(keys)
+    truncated = trajectory.done & ~trajectory.terminated
+    assert int(truncated[:, :-1].sum()) > 0 and int(trajectory.terminated.sum()) > 0
+    assert int((~trajectory.done).sum()) > 0
+    chex.assert_shape(fewer, (3, rollout_length, num_envs))
+    # equal wherever GAE reads them (a terminated step's V(s') is multiplied by 0)
+    np.testing.assert_allclose(jnp.where(trajectory.terminated, 0.0, fewer),
+                               jnp.where(trajectory.terminated, 0.0, every), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fewer_advantage, every_advantage, rtol=1e-5, atol=1e-5)
+    (_, alone, _), _ = jax.jit(both_ways)(keys[1])  # one seed without vmap
+    np.testing.assert_allclose(alone, fewer[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shared_trunk", [False, True])
+def test_rollout_values_after_acting_equal_values_while_acting(shared_trunk, cartpole):
+    learner = make_ppo(dataclasses.replace(TINY, num_envs=4, rollout_length=16, shared_trunk=shared_trunk), cartpole)
+    assert learner.values_while_acting == shared_trunk  # separate trunks: one critic pass after the rollout
+    state = learner.init(jax.random.PRNGKey(5))
+
+    def rollout(values_while_acting):
+        learner.values_while_acting = values_while_acting
+        return jax.jit(lambda s, k: learner.rollout(s.params, s.obs_stats, s.env_state, k))(
+            state, jax.random.PRNGKey(6))
+
+    (env_after, after, sums_after), (env_while, acting, sums_while) = rollout(False), rollout(True)
+    same = lambda t: t.replace(value=None, bootstrap_value=None)  # noqa: E731
+    chex.assert_trees_all_close(same(after), same(acting), rtol=0, atol=0)
+    chex.assert_trees_all_close((env_after, sums_after), (env_while, sums_while), rtol=0, atol=0)
+    np.testing.assert_allclose(after.value, acting.value, rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(after.value).max()) > 0
 
 
 def test_kl_early_stop_masks_remaining_minibatches(cartpole):

@@ -5,7 +5,10 @@ parallel-actor study arXiv 2506.03404.
 
 Data flow of `update` (one PPO iteration for one seed):
     rollout        rollout_length steps of num_envs envs -> Trajectory [T, num_envs, ...]
-    compute_gae    advantages, returns (truncations bootstrap from info["final_obs"])
+                   (with separate trunks the actor acts alone; the critic's values of all
+                   T x num_envs observations follow in one product)
+    compute_gae    advantages, returns (truncations bootstrap from info["final_obs"];
+                   elsewhere the next step's value from the rollout)
     epoch x E      shuffle the batch into minibatches
       minibatch x M  ppo_loss -> grads -> clipped Adam step (masked after a KL early stop)
 """
@@ -38,6 +41,7 @@ from jaxrl_suite.agents.normalizer import (
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.registry import make_raw
 from jaxrl_suite.envs.spaces import Box, Discrete
+from jaxrl_suite.masked_map import gathered_map_where
 from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES, ActorCritic, env_action, squashed_gaussian_entropy
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
@@ -278,8 +282,10 @@ class Trajectory:
 
     obs [T, N, *obs_shape] raw observations acted on; raw_action [T, N, *action_shape] policy
     samples before clipping/squashing; log_prob and value [T, N] under the acting policy;
-    reward [T, N] (scaled for learning); terminated, done [T, N] bool; final_obs [T, N,
-    *obs_shape] the state each step led to (pre-reset when the episode ended).
+    reward [T, N] (scaled for learning); terminated, done [T, N] bool; bootstrap_value [T, N]
+    V(s'_t) of the state step t led to (pre-reset when the episode ended), where GAE cannot
+    take value[t + 1]: at truncated steps and at the last step (elsewhere it may be 0, see
+    PPO.rollout).
     """
 
     obs: jax.Array
@@ -289,7 +295,7 @@ class Trajectory:
     reward: jax.Array
     terminated: jax.Array
     done: jax.Array
-    final_obs: jax.Array
+    bootstrap_value: jax.Array
 
 
 @struct.dataclass
@@ -350,6 +356,15 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+def bootstrap_values(trajectory: Trajectory) -> jax.Array:
+    """V(s'_t) [T, num_envs] for GAE: the trajectory's bootstrap_value at truncated steps and at
+    the last step; elsewhere the episode went on, so s'_t is the next step's state, whose value
+    the rollout has (at terminated steps GAE ignores V(s'_t))."""
+    truncated = trajectory.done & ~trajectory.terminated
+    following = jnp.concatenate([trajectory.value[1:], trajectory.bootstrap_value[-1:]])
+    return jnp.where(truncated, trajectory.bootstrap_value, following)
+
+
 def explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:
     """1 - Var[target - prediction] / Var[target] (NaN-free: 0 when the target is constant)."""
     target_variance = target.var()
@@ -373,6 +388,14 @@ class PPO:
         self.mesh = mesh
         self.env_steps_per_update = config.batch_size
         self.eval_max_steps = env.max_episode_steps or config.eval_max_steps
+        # Where a data-dependent loop is free (CPU), the rollout runs the critic only on the
+        # final observations of truncated episodes (see rollout); on an accelerator the loop's
+        # condition would make every step wait for the host.
+        self.critic_on_truncations_only = jax.default_backend() == "cpu"
+        # With separate trunks the critic's values of the acted-on observations are computed
+        # after the rollout, as one product over all [T, num_envs] of them instead of T small
+        # ones; with a shared trunk the acting pass has the critic's features already.
+        self.values_while_acting = config.shared_trunk
         self.observation_shape = tuple(
             jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs.shape
         )
@@ -423,6 +446,9 @@ class PPO:
     def _value(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
         return self.network.apply(params, self._network_input(obs_stats, obs), method=ActorCritic.value)
 
+    def _policy(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array):
+        return self.network.apply(params, self._network_input(obs_stats, obs), method=ActorCritic.policy)
+
     def _env_action(self, raw_action: jax.Array) -> jax.Array:
         return env_action(raw_action, self.env.action_space, self.config.action_squash)
 
@@ -466,7 +492,7 @@ class PPO:
                 self._shard_return_scaler(return_scaler), trajectory.reward, trajectory.done, config.gamma
             )
             trajectory = trajectory.replace(reward=scale_rewards(return_scaler, trajectory.reward))
-        batch, gae_metrics = self.make_batch(params, state.obs_stats, trajectory)
+        batch, gae_metrics = self.make_batch(trajectory)
         learning_rate = self.learning_rate(state.update_count)
         churn = state.churn
         if config.churn.enabled:
@@ -530,12 +556,23 @@ class PPO:
 
         Returns the next env state, the Trajectory [T, num_envs, ...] and the sums over
         episodes that finished during the rollout (completed_return_sum, ...).
+
+        Bootstrap values: with `critic_on_truncations_only` (CPU) the critic runs at each step
+        only on the final observations of envs truncated there (a gather loop, `masked_map`;
+        no iteration in most steps; under vmap over seeds it runs while any seed has some),
+        and after the rollout on the last state, so that final observations need not be kept;
+        otherwise every step's info["final_obs"] is kept and the critic runs on all of them in
+        one product. Both agree to float rounding where GAE reads them (tested).
         """
         num_envs = self.config.num_envs
+        value_of_one = lambda obs: self._value(params, obs_stats, obs)  # noqa: E731
 
         def env_step(env_state: State, step_key: jax.Array):
             chex.assert_shape(env_state.obs, (num_envs, *self.observation_shape))
-            policy, value = self._policy_and_value(params, obs_stats, env_state.obs)
+            if self.values_while_acting:
+                policy, value = self._policy_and_value(params, obs_stats, env_state.obs)
+            else:
+                policy, value = self._policy(params, obs_stats, env_state.obs), None
             raw_action = policy.sample(seed=step_key)
             next_state = jax.vmap(self.env.step)(env_state, self._env_action(raw_action))
             next_state = self._shard_envs(next_state)
@@ -547,21 +584,33 @@ class PPO:
                 reward=next_state.reward * self.config.reward_scale,
                 terminated=next_state.terminated,
                 done=next_state.done,
-                final_obs=next_state.info["final_obs"],
+                bootstrap_value=None,
             )
-            return next_state, (transition, completed_episode_sums(next_state))
+            final_obs = next_state.info["final_obs"]
+            if self.critic_on_truncations_only:
+                after_step = gathered_map_where(value_of_one, next_state.truncated, final_obs, jnp.zeros(num_envs))
+            else:
+                after_step = final_obs
+            return next_state, (transition, after_step, completed_episode_sums(next_state))
 
         step_keys = jax.random.split(key, self.config.rollout_length)
-        env_state, (trajectory, episode_sums) = jax.lax.scan(env_step, env_state, step_keys)
+        env_state, (trajectory, after_steps, episode_sums) = jax.lax.scan(env_step, env_state, step_keys)
+        if self.critic_on_truncations_only:
+            truncated_last = trajectory.done[-1] & ~trajectory.terminated[-1]
+            last = jnp.where(truncated_last, after_steps[-1], self._value(params, obs_stats, env_state.obs))
+            bootstrap_value = after_steps.at[-1].set(last)
+        else:
+            bootstrap_value = self._value(params, obs_stats, after_steps)
+        trajectory = trajectory.replace(bootstrap_value=bootstrap_value)
+        if not self.values_while_acting:
+            trajectory = trajectory.replace(value=self._value(params, obs_stats, trajectory.obs))
         trajectory = self._shard_envs(trajectory, axis=1)
         episode_metrics = {name: sums.sum() for name, sums in episode_sums.items()}
         return env_state, trajectory, episode_metrics
 
-    def make_batch(
-        self, params: Any, obs_stats: RunningMeanStd, trajectory: Trajectory
-    ) -> tuple[Batch, dict[str, jax.Array]]:
+    def make_batch(self, trajectory: Trajectory) -> tuple[Batch, dict[str, jax.Array]]:
         """GAE over the trajectory, then flatten [T, num_envs] to [T * num_envs] samples."""
-        next_value = self._value(params, obs_stats, trajectory.final_obs)
+        next_value = bootstrap_values(trajectory)
         advantage, target_return = compute_gae(
             trajectory.reward, trajectory.value, next_value, trajectory.terminated, trajectory.done,
             self.config.gamma, self.config.gae_lambda,

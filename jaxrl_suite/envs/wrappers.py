@@ -19,8 +19,8 @@ limits and the `stop` mask, auto-reset with the final observation, and episode s
   one of two reset strategies that give identical results:
   "branch": a real branch even under (nested) vmap: a batch gathers its done envs and
   resets only those, in chunks of an eighth of the batch, so a step where no env is done
-  costs no reset (`_conditional_reset`); expensive physics resets then cost little, but
-  the data-dependent loop makes a GPU wait for its condition at every step.
+  costs no reset (`masked_map.branching_map_where`); expensive physics resets then cost
+  little, but the data-dependent loop makes a GPU wait for its condition at every step.
   "select": resets every env at every step and keeps the done ones (PureJaxRL's way):
   no control flow, best when a reset is cheap. "auto" (default) picks "select" for envs
   with `cheap_reset` (gymnax) on an accelerator, and "branch" otherwise (brax, Playground,
@@ -47,11 +47,10 @@ import numpy as np
 
 from jaxrl_suite.envs.core import Env, State, Wrapper
 from jaxrl_suite.envs.spaces import Box
+from jaxrl_suite.masked_map import branching_map_where, select_rows, selecting_map_where
 
 RESET_MODES = ("fresh", "cached")
 RESET_STRATEGIES = ("auto", "branch", "select")
-RESET_CHUNK_FRACTION = 0.125  # share of a batch that one fresh-reset iteration handles
-MIN_BATCH_TO_GATHER = 32  # smaller batches reset every env when any is done (no gather loop)
 ResetMode = Literal["fresh", "cached"]
 ResetStrategy = Literal["auto", "branch", "select"]
 
@@ -67,51 +66,6 @@ COMPLETED_RETURN = "completed_return"
 COMPLETED_LENGTH = "completed_length"
 
 
-def _select(condition: jax.Array, on_true, on_false):
-    """`where` over matching pytrees whose leaves lead with `condition`'s shape."""
-
-    def select_leaf(a, b):
-        return jnp.where(condition.reshape(condition.shape + (1,) * (jnp.ndim(a) - condition.ndim)), a, b)
-
-    return jax.tree.map(select_leaf, on_true, on_false)
-
-
-def _reset_where_done(reset_fn, done, keys, current):
-    """`where(done, reset_fn(keys), current)` for envs batched over `done.shape`, computing
-    resets only for the envs that need one: a loop gathers up to RESET_CHUNK_FRACTION of the
-    batch of done envs per iteration, resets them and scatters them back, so a step with no
-    done env runs no reset and the compiled program holds a single reset. Batches under
-    MIN_BATCH_TO_GATHER reset all envs, and only when any is done."""
-    batch_shape = done.shape
-    if not batch_shape:
-        return jax.lax.cond(done, lambda: reset_fn(keys), lambda: current)
-    size = done.size
-    if size < MIN_BATCH_TO_GATHER:  # the loop's fixed cost outweighs the resets it saves here
-        reset_all = jax.vmap(reset_fn)
-        for _ in batch_shape[1:]:
-            reset_all = jax.vmap(reset_all)
-        return jax.lax.cond(jnp.any(done), lambda: _select(done, reset_all(keys), current), lambda: current)
-    chunk = max(1, int(size * RESET_CHUNK_FRACTION))
-
-    def flat(leaf):
-        return leaf.reshape((size,) + leaf.shape[len(batch_shape) :])
-
-    keys, current = jax.tree.map(flat, keys), jax.tree.map(flat, current)
-
-    def reset_chunk(carry):
-        pending, state = carry
-        (index,) = jnp.nonzero(pending, size=chunk, fill_value=size)
-        fresh = jax.vmap(reset_fn)(jax.tree.map(lambda key: key[jnp.minimum(index, size - 1)], keys))
-        # fill indices are out of bounds: the scatters drop them
-        state = jax.tree.map(lambda old, new: old.at[index].set(new, mode="drop"), state, fresh)
-        return pending.at[index].set(False, mode="drop"), state
-
-    _, result = jax.lax.while_loop(
-        lambda carry: jnp.any(carry[0]), reset_chunk, (done.reshape(size), current)
-    )
-    return jax.tree.map(lambda leaf: leaf.reshape(batch_shape + leaf.shape[1:]), result)
-
-
 def resolve_reset_strategy(strategy: ResetStrategy, cheap_reset: bool, platform: str) -> str:
     """"branch" or "select" for a requested strategy; "auto" selects only for cheap resets on
     an accelerator (`platform` as jax.default_backend() names it), where a data-dependent
@@ -121,38 +75,6 @@ def resolve_reset_strategy(strategy: ResetStrategy, cheap_reset: bool, platform:
     if strategy != "auto":
         return strategy
     return "select" if cheap_reset and platform != "cpu" else "branch"
-
-
-def _reset_everywhere(reset_fn):
-    """Per-env `done ? reset_fn(key) : current` computed as a select: every env is reset, the
-    done ones keep the reset. No control flow, so nothing waits on `done`."""
-
-    def reset_where(done, key, current):
-        return _select(done, reset_fn(key), current)
-
-    return reset_where
-
-
-def _conditional_reset(reset_fn):
-    """Per-env `done ? reset_fn(key) : current` that stays a real branch under vmap (nested
-    vmaps included): each vmap level adds a batch dimension and re-enters the same rule,
-    so the whole batch shares one `_reset_where_done`. Not reverse-differentiable."""
-
-    @jax.custom_batching.custom_vmap
-    def reset_where(done, key, current):
-        return _reset_where_done(reset_fn, done, key, current)
-
-    @reset_where.def_vmap
-    def batched_rule(axis_size, in_batched, done, key, current):
-        def broadcast(leaf, batched):
-            leaf = jnp.asarray(leaf)
-            return leaf if batched else jnp.broadcast_to(leaf, (axis_size,) + leaf.shape)
-
-        args = jax.tree.map(broadcast, (done, key, current), tuple(in_batched))
-        result = reset_where(*args)
-        return result, jax.tree.map(lambda _: True, result)
-
-    return reset_where
 
 
 class ActionRescale(Wrapper):
@@ -227,7 +149,7 @@ class AutoReset(Wrapper):
         self.reset_mode = reset_mode
         self.reset_strategy = resolve_reset_strategy(reset_strategy, env.cheap_reset, jax.default_backend())
         self._inner_names: tuple[str, ...] | None = None
-        strategy = _reset_everywhere if self.reset_strategy == "select" else _conditional_reset
+        strategy = selecting_map_where if self.reset_strategy == "select" else branching_map_where
         self._reset_where = strategy(self._fresh_start)
 
     def reset(self, key: jax.Array) -> State:
@@ -253,7 +175,7 @@ class AutoReset(Wrapper):
         else:
             first_obs, first_backend, first_info = stepped.info[RESET_CACHE]
             current = (stepped.obs, stepped.backend, {name: stepped.info[name] for name in first_info})
-            obs, backend, inner_info = _select(done, (first_obs, first_backend, first_info), current)
+            obs, backend, inner_info = select_rows(done, (first_obs, first_backend, first_info), current)
         info.update(inner_info)
         return stepped.replace(obs=obs, backend=backend, info=info)
 

@@ -91,3 +91,7 @@ class ActorCritic(nn.Module):
     def value(self, obs: jax.Array) -> jax.Array:
         """obs [..., *obs_shape] -> value [...] without building the policy."""
         return self.value_head(self.critic_trunk(obs))
+
+    def policy(self, obs: jax.Array) -> distrax.Distribution:
+        """obs [..., *obs_shape] -> action distribution [...] without computing the value."""
+        return self.policy_head(self.actor_trunk(obs))
