@@ -108,26 +108,30 @@ def whole_run_rejax(env_name: str, settings: dict):
     return whole_run
 
 
-def rollout_step_flops(env_name: str, settings: dict, key) -> float:
-    """XLA's count of one rollout step: the whole rollout of a one-step learner, so that work
-    done after the rollout's loop (the critic's pass over the observations) is counted per step."""
+def rollout_flops(env_name: str, settings: dict, key) -> float:
+    """XLA's count of one whole rollout: T times a one-step learner's rollout, so that work done
+    after the rollout's loop (the critic over all observations) is counted per step, less the
+    critic's pass over the last state's observations, which a rollout runs once (on CPU)."""
     one_step = make_ours(env_name, {**settings, "rollout_length": 1, "num_minibatches": 1})
     state = one_step.init(key)
-    return compiled_flops(lambda s, k: one_step.rollout(s.params, s.obs_stats, s.env_state, k), state, key)
+    step = compiled_flops(lambda s, k: one_step.rollout(s.params, s.obs_stats, s.env_state, k), state, key)
+    once = 0.0
+    if one_step.critic_on_truncations_only:
+        once = compiled_flops(lambda s: one_step._value(s.params, s.obs_stats, s.env_state.obs), state)
+    return settings["rollout_length"] * (step - once) + once
 
 
-def iteration_flops(learner, state, batch, step_flops: float, batch_flops: float) -> float:
-    """XLA's count of one PPO iteration's work: a rollout step (rollout_step_flops) times the
-    rollout's length, the batch's GAE (batch_flops, the timed program's own count; the loop over
-    truncated steps counted once), plus one minibatch's loss gradient times epochs x minibatches
-    (the loops' bodies, counted once by XLA, multiplied out by hand)."""
+def iteration_flops(learner, state, batch, rollout: float, batch_flops: float) -> float:
+    """XLA's count of one PPO iteration's work: the rollout (rollout_flops), the batch's GAE
+    (batch_flops, the timed program's own count), plus one minibatch's loss gradient times
+    epochs x minibatches (XLA counts a loop's body once: multiplied out by hand; the rollout's
+    loop over truncated envs is counted as one pass, an over-count when none is truncated)."""
     config = learner.config
     minibatch = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
     gradient_flops = compiled_flops(
         lambda p, b: jax.grad(lambda q: learner.ppo_loss(q, state.obs_stats, b)[0])(p), state.params, minibatch
     )
-    return (config.rollout_length * step_flops + batch_flops
-            + config.num_epochs * config.num_minibatches * gradient_flops)
+    return rollout + batch_flops + config.num_epochs * config.num_minibatches * gradient_flops
 
 
 def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tuple[list[list[str]], list[str]]:
@@ -156,7 +160,7 @@ def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tupl
     rows = [[env_name, "ours", ms(rollout), ms(made_batch), ms(epochs), ms(update)],
             [env_name, "rejax", ms(rejax_rollout), "-", "-", ms(rejax_update)]]
     steps = learner.config.batch_size
-    flops_per_step = iteration_flops(learner, state, batch, rollout_step_flops(env_name, settings, key),
+    flops_per_step = iteration_flops(learner, state, batch, rollout_flops(env_name, settings, key),
                                      made_batch.flops) / steps
     ours_sps, rejax_sps = steps / update.run_s, steps / rejax_update.run_s
     bound = WorkBound(flops_per_step, flops_per_step * ours_sps,
