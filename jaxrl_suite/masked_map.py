@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 CHUNK_FRACTION = 0.125  # share of a batch that one iteration of the gather loop handles
-MIN_BATCH_TO_GATHER = 32  # smaller batches apply fn to every row when any is masked (no gather loop)
+MIN_BATCH_TO_GATHER = 32  # smaller batches take all their masked rows in one iteration
 
 RowFunction = Callable[[Any], Any]  # one row's inputs -> one row's outputs (no batch axis)
 
