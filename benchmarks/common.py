@@ -51,12 +51,7 @@ def run_timed(compiled: Any, *args: Any) -> tuple[Any, float]:
 
 def time_jitted(fn: Callable[..., Any], *args: Any, repeats: int = 1) -> Timing:
     """Compiles `fn` for `args` (timed), then runs it `repeats` times; run_s is the fastest run."""
-    compiled, compile_s = compile_timed(fn, *args)
-    output, runs = None, []
-    for _ in range(repeats):
-        output, seconds = run_timed(compiled, *args)
-        runs.append(seconds)
-    return Timing(compile_s, min(runs), output, compiled, runs)
+    return time_interleaved([(fn, args)], repeats)[0]
 
 
 def time_interleaved(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]], repeats: int) -> list[Timing]:
