@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrl_suite.envs import make
 
@@ -76,6 +77,14 @@ def restore_brax_device_helpers() -> None:
     for name in ("device_put_replicated", "device_put_sharded"):
         if not hasattr(jax, name) and hasattr(api, name):
             setattr(jax, name, getattr(api, name))
+
+
+def mean_and_error(values: list[float]) -> str:
+    """'mean +- standard error (n)': returns vary widely between seeds, so a gap between two
+    means is only a difference once it clearly exceeds both errors."""
+    if len(values) < 2:
+        return f"{np.mean(values):.1f} (1 seed)"
+    return f"{np.mean(values):.1f} +- {np.std(values, ddof=1) / np.sqrt(len(values)):.1f} ({len(values)} seeds)"
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:

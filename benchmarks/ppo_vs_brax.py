@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     device_description,
     markdown_table,
+    mean_and_error,
     raw_env_steps_per_second,
     restore_brax_device_helpers,
 )
@@ -159,14 +160,6 @@ def main() -> None:
                                  args.num_envs))
     print("\n" + markdown_table(header, rows))
     print("\n".join(summary))
-
-
-def mean_and_error(values: list[float]) -> str:
-    """'mean +- standard error (n)': returns vary widely between seeds, so a gap between two
-    means is only a difference once it clearly exceeds both errors."""
-    if len(values) < 2:
-        return f"{np.mean(values):.1f} (1 seed)"
-    return f"{np.mean(values):.1f} +- {np.std(values, ddof=1) / np.sqrt(len(values)):.1f} ({len(values)} seeds)"
 
 
 def summarize(env_id: str, runs: dict[str, list[dict]], raw_sps: float, num_envs: int) -> str:

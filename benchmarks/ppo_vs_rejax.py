@@ -2,13 +2,14 @@
 
 Prints compile time, training steps/s and final deterministic return of both and the speed ratio.
 Both sides train the same network: rejax's default separate 64x64 tanh actor and critic.
-Run: python benchmarks/ppo_vs_rejax.py [--env CartPole-v1] [--total-steps 500000] [--parts]
+Run: python benchmarks/ppo_vs_rejax.py [--env CartPole-v1] [--total-steps 500000] [--return-seeds 8] [--parts]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 
@@ -17,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gymnax  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
     WorkBound,
@@ -24,6 +26,7 @@ from benchmarks.common import (  # noqa: E402
     device_description,
     markdown_table,
     matmul_flops_per_second,
+    mean_and_error,
     time_interleaved,
     time_jitted,
     widest_kernel_shape,
@@ -65,36 +68,57 @@ SAME_NETWORK = dict(hidden_sizes=(64, 64), critic_hidden_sizes=None, activation=
 
 
 def make_ours(env_name: str, settings: dict):
+    """Our PPO with the shared settings. rejax always clips the value prediction's change to
+    +-clip_eps, so ours does too (value_clip_eps). One difference is left: max_grad_norm clips the
+    global gradient norm here, and each gradient element (optax.clip) in rejax."""
     config = dataclasses.replace(default_config(f"gymnax/{env_name}"), anneal_lr=False, num_eval_envs=128,
-                                 **SAME_NETWORK, **settings)
+                                 value_clip_eps=settings["clip_eps"], **SAME_NETWORK, **settings)
     return make_ppo(config, make(f"gymnax/{env_name}"))
 
 
+def trained_steps(settings: dict) -> int:
+    """Env steps our PPO trains for: whole iterations of num_envs x rollout_length within total_steps."""
+    batch = settings["num_envs"] * settings["rollout_length"]
+    return settings["total_steps"] // batch * batch
+
+
+def rejax_trained_steps(algo) -> int:
+    """Env steps rejax's train() runs: ceil(total / eval_freq) evaluation periods of
+    ceil(eval_freq / iteration) whole iterations each (rejax's OnPolicyMixin.train)."""
+    iteration = algo.num_envs * algo.num_steps
+    return math.ceil(algo.total_timesteps / algo.eval_freq) * math.ceil(algo.eval_freq / iteration) * iteration
+
+
 def make_rejax(env_name: str, settings: dict):
+    """rejax's PPO with our settings, trained for exactly our number of env steps (rejax rounds
+    a budget that is not a whole number of iterations up, ours rounds it down)."""
     from rejax import PPO
 
     env, env_params = gymnax.make(env_name)
-    return PPO.create(
+    steps = trained_steps(settings)
+    algo = PPO.create(
         env=FiveTupleStep(env), env_params=env_params, num_envs=settings["num_envs"],
         num_steps=settings["rollout_length"], num_epochs=settings["num_epochs"],
         num_minibatches=settings["num_minibatches"], learning_rate=settings["learning_rate"],
         gamma=settings["gamma"], gae_lambda=settings["gae_lambda"], clip_eps=settings["clip_eps"],
         ent_coef=settings["entropy_coef"], vf_coef=settings["value_coef"], max_grad_norm=settings["max_grad_norm"],
-        total_timesteps=settings["total_steps"], eval_freq=settings["total_steps"], skip_initial_evaluation=True,
-        agent_kwargs={"activation": "tanh"},
+        total_timesteps=steps, eval_freq=steps, skip_initial_evaluation=True, agent_kwargs={"activation": "tanh"},
     )
+    if rejax_trained_steps(algo) != steps:
+        raise RuntimeError(f"rejax would train {rejax_trained_steps(algo)} env steps, ours {steps}")
+    return algo
 
 
 def whole_run_ours(env_name: str, settings: dict):
     """(run(key) -> final deterministic return, env steps it trains for) of our PPO."""
     learner = make_ours(env_name, settings)
-    num_updates = learner.config.total_steps // learner.config.batch_size
+    num_updates = trained_steps(settings) // learner.config.batch_size
 
     def whole_run(key):
         state, _ = scan_updates(learner, learner.init(key), num_updates)
         return learner.evaluate(state, jax.random.fold_in(key, 1))["eval_return"]
 
-    return whole_run, num_updates * learner.config.batch_size
+    return whole_run, trained_steps(settings)
 
 
 def whole_run_rejax(env_name: str, settings: dict):
@@ -180,6 +204,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1,
                         help="timed runs of each side after compiling; whole runs alternate between the sides")
+    parser.add_argument("--return-seeds", type=int, default=0,
+                        help="afterwards, train this many seeds (from --seed on) per side, each side's seeds as "
+                             "one vmapped program, and print the final returns' mean +- standard error")
     parser.add_argument("--parts", action="store_true",
                         help="instead of whole runs: ms per iteration and per piece (rollout, GAE, epochs), "
                              "and our work's share of the device's matmul rate")
@@ -205,6 +232,19 @@ def main() -> None:
                      f"{float(ours.output):.1f}", f"{float(theirs.output):.1f}"])
         print(markdown_table(HEADER, rows[-1:]), flush=True)
     print("\n" + markdown_table(HEADER, rows))
+    if args.return_seeds > 0:
+        print("\n" + "\n".join(returns_over_seeds(env_name, settings, args.seed, args.return_seeds) for env_name in envs))
+
+
+def returns_over_seeds(env_name: str, settings: dict, first_seed: int, num_seeds: int) -> str:
+    """Final deterministic returns of seeds first_seed.. on both sides (one vmapped program per
+    side; not timed): one seed's return is too noisy to call two returns equal."""
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(first_seed, first_seed + num_seeds))
+    ours_run, _ = whole_run_ours(env_name, settings)
+    ours = np.asarray(jax.jit(jax.vmap(ours_run))(keys))
+    rejax = np.asarray(jax.jit(jax.vmap(whole_run_rejax(env_name, settings)))(keys))
+    return (f"{env_name}: final return over seeds {first_seed}-{first_seed + num_seeds - 1}: ours "
+            f"{mean_and_error(list(ours))}, rejax {mean_and_error(list(rejax))}")
 
 
 PARTS_HEADER = ["env", "side", "rollout ms", "GAE + batch ms", "epochs ms", "whole iteration ms"]

@@ -63,3 +63,26 @@ def test_time_interleaved_alternates_calls_and_keeps_every_run():
     assert float(first.output) == 2.0 and float(second.output) == 3.0
     assert len(first.runs_s) == 3 and first.run_s == min(first.runs_s)
     assert min(second.runs_s) <= second.median_s <= max(second.runs_s)
+
+
+def test_ppo_vs_rejax_trains_both_sides_for_the_same_env_steps():
+    """rejax rounds a budget up to whole iterations (500,000 at 64 x 128 -> 62 iterations,
+    507,904 steps), ours rounds down (61, 499,712): the benchmark gives rejax our budget. The
+    step count formula is checked against rejax's own counter on a tiny run."""
+    import dataclasses
+
+    from benchmarks.ppo_vs_rejax import make_rejax, rejax_trained_steps, trained_steps
+
+    settings = dict(num_envs=64, rollout_length=128, num_epochs=4, num_minibatches=4, learning_rate=2.5e-4,
+                    gamma=0.99, gae_lambda=0.95, clip_eps=0.2, entropy_coef=0.01, value_coef=0.5,
+                    max_grad_norm=0.5, total_steps=500_000)
+    assert trained_steps(settings) == 61 * 8192
+    assert rejax_trained_steps(make_rejax("CartPole-v1", settings)) == 61 * 8192
+
+    tiny = make_rejax("CartPole-v1", {**settings, "num_envs": 4, "rollout_length": 8, "num_epochs": 1,
+                                      "num_minibatches": 1, "total_steps": 100})
+    assert rejax_trained_steps(tiny) == 96  # 3 iterations of 32, ours too
+    unrounded = dataclasses.replace(tiny, total_timesteps=100, eval_freq=100)
+    assert rejax_trained_steps(unrounded) == 128  # rejax's own rounding: 4 iterations
+    train_state, _ = jax.jit(unrounded.train)(jax.random.PRNGKey(0))
+    assert int(train_state.global_step) == 128
