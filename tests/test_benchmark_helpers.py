@@ -5,6 +5,7 @@ parameter tree, and the shares WorkBound reports."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from benchmarks.common import (
     WorkBound,
@@ -65,20 +66,33 @@ def test_time_interleaved_alternates_calls_and_keeps_every_run():
     assert min(second.runs_s) <= second.median_s <= max(second.runs_s)
 
 
-def test_ppo_vs_rejax_trains_both_sides_for_the_same_env_steps():
+def test_ppo_vs_rejax_step_counts_round_as_each_side_does():
     """rejax rounds a budget up to whole iterations (500,000 at 64 x 128 -> 62 iterations,
-    507,904 steps), ours rounds down (61, 499,712): the benchmark gives rejax our budget. The
-    step count formula is checked against rejax's own counter on a tiny run."""
+    507,904 steps), ours rounds down (61, 499,712)."""
+    from types import SimpleNamespace
+
+    from benchmarks.ppo_vs_rejax import rejax_trained_steps, trained_steps
+
+    assert trained_steps({"num_envs": 64, "rollout_length": 128, "total_steps": 500_000}) == 61 * 8192
+    rejax_like = SimpleNamespace(num_envs=64, num_steps=128, total_timesteps=500_000, eval_freq=500_000)
+    assert rejax_trained_steps(rejax_like) == 62 * 8192
+    # two evaluation periods of ceil(300,000 / 8,192) = 37 iterations each
+    assert rejax_trained_steps(SimpleNamespace(num_envs=64, num_steps=128, total_timesteps=500_000,
+                                               eval_freq=300_000)) == 2 * 37 * 8192
+
+
+def test_ppo_vs_rejax_gives_rejax_our_budget_and_counts_as_rejax_does():
+    """With rejax installed (the `bench` extra): make_rejax trains exactly our env steps, and the
+    count formula matches rejax's own `global_step` on a tiny run that rejax rounds up."""
+    pytest.importorskip("rejax")
     import dataclasses
 
-    from benchmarks.ppo_vs_rejax import make_rejax, rejax_trained_steps, trained_steps
+    from benchmarks.ppo_vs_rejax import make_rejax, rejax_trained_steps
 
     settings = dict(num_envs=64, rollout_length=128, num_epochs=4, num_minibatches=4, learning_rate=2.5e-4,
                     gamma=0.99, gae_lambda=0.95, clip_eps=0.2, entropy_coef=0.01, value_coef=0.5,
                     max_grad_norm=0.5, total_steps=500_000)
-    assert trained_steps(settings) == 61 * 8192
     assert rejax_trained_steps(make_rejax("CartPole-v1", settings)) == 61 * 8192
-
     tiny = make_rejax("CartPole-v1", {**settings, "num_envs": 4, "rollout_length": 8, "num_epochs": 1,
                                       "num_minibatches": 1, "total_steps": 100})
     assert rejax_trained_steps(tiny) == 96  # 3 iterations of 32, ours too
