@@ -213,6 +213,9 @@ def main() -> None:
     args = parser.parse_args()
     envs = args.env or ["CartPole-v1", "Breakout-MinAtar"]
     settings = shared_settings(args)
+    if trained_steps(settings) == 0:
+        parser.error(f"--total-steps {args.total_steps} is less than one iteration of --num-envs x --num-steps "
+                     f"= {args.num_envs * args.num_steps} env steps; give at least that many")
     print(f"device {device_description()}; settings {settings}")
     if args.parts:
         parts = [update_parts(env_name, settings, args.seed, args.repeats) for env_name in envs]
