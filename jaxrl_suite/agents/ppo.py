@@ -533,8 +533,7 @@ class PPO:
         params = replicate(state.params, self.mesh)
 
         def act(obs: jax.Array) -> jax.Array:
-            policy, _ = self._policy_and_value(params, state.obs_stats, obs)
-            return self._env_action(policy.mode())
+            return self._env_action(self._policy(params, state.obs_stats, obs).mode())
 
         returns = evaluate_policy(self.env, act, key, self.config.num_eval_envs, self.eval_max_steps, self.mesh)
         if not self.config.plasticity.log_unit_activity:
@@ -657,7 +656,7 @@ class PPO:
     def policy_outputs(self, params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
         """obs [B, *obs_shape] -> the policy's logits [B, num_actions] (discrete actions) or
         Gaussian means [B, action_dim] (raw actions)."""
-        policy, _ = self._policy_and_value(params, obs_stats, obs)
+        policy = self._policy(params, obs_stats, obs)
         return policy.logits if isinstance(self.env.action_space, Discrete) else policy.mean()
 
     def policy_churn(self, params: Any, reference_params: Any, obs_stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
