@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import os
 import sys
 import time
@@ -32,6 +33,8 @@ from jaxrl_suite.runner import make_chunk_fn  # noqa: E402
 from jaxrl_suite.runner.chunks import init_stacked  # noqa: E402
 
 NUM_EVAL_ENVS = 16
+BRAX_NUM_EVALS = 3  # brax's ppo.train evaluates at the start and after each of its 2 training epochs
+BRAX_EPOCHS = BRAX_NUM_EVALS - 1
 
 
 def shared_settings(args) -> dict:
@@ -47,11 +50,19 @@ def shared_settings(args) -> dict:
                 num_eval_envs=NUM_EVAL_ENVS, clip_eps=0.3, gae_lambda=0.95, max_grad_norm=1.0)
 
 
-def run_ours(env_id: str, settings: dict, seed: int, num_chunks: int) -> dict:
-    config = dataclasses.replace(default_config(env_id), **settings)
+def brax_trained_steps(settings: dict) -> int:
+    """Env steps brax's ppo.train runs: BRAX_EPOCHS epochs of ceil(total / (BRAX_EPOCHS x
+    iteration)) iterations each (brax rounds a budget up; our runner would round it down)."""
+    iteration = settings["num_envs"] * settings["rollout_length"]
+    return BRAX_EPOCHS * math.ceil(settings["total_steps"] / (BRAX_EPOCHS * iteration)) * iteration
+
+
+def run_ours(env_id: str, settings: dict, seed: int) -> dict:
+    """Our PPO for exactly brax's number of env steps, in BRAX_EPOCHS compiled chunks."""
+    steps = brax_trained_steps(settings)
+    config = dataclasses.replace(default_config(env_id), **{**settings, "total_steps": steps})
     learner = make_ppo(config, make(env_id))
-    total_updates = config.total_steps // config.batch_size
-    per_chunk = max(1, total_updates // num_chunks)
+    per_chunk = steps // config.batch_size // BRAX_EPOCHS
     start = time.perf_counter()
     keys = jax.random.PRNGKey(seed)[None]
     state = init_stacked(learner, keys)
@@ -59,14 +70,13 @@ def run_ours(env_id: str, settings: dict, seed: int, num_chunks: int) -> dict:
     compiled = chunk.lower(state).compile()
     compile_s = time.perf_counter() - start
     run_start = time.perf_counter()
-    for _ in range(total_updates // per_chunk):
+    for _ in range(BRAX_EPOCHS):
         state, metrics = compiled(state)
     jax.block_until_ready(state)
     run_s = time.perf_counter() - run_start
     eval_return = jax.jit(jax.vmap(learner.evaluate))(state, jax.random.PRNGKey(seed + 1)[None])["eval_return"]
     return {"end_to_end_s": time.perf_counter() - start, "compile_s": compile_s,
-            "steps": (total_updates // per_chunk) * per_chunk * config.batch_size,
-            "steady_sps": (total_updates // per_chunk) * per_chunk * config.batch_size / run_s,
+            "steps": steps, "steady_sps": steps / run_s,
             "return": float(eval_return[0]), "batch": config.num_envs}
 
 
@@ -113,11 +123,13 @@ def run_brax(env_id: str, settings: dict, seed: int) -> dict:
         num_updates_per_batch=settings["num_epochs"], learning_rate=settings["learning_rate"],
         entropy_cost=settings["entropy_coef"], discounting=settings["gamma"],
         reward_scaling=settings["reward_scale"], normalize_observations=True, clipping_epsilon=settings["clip_eps"],
-        gae_lambda=settings["gae_lambda"], max_grad_norm=settings["max_grad_norm"], num_evals=3,
+        gae_lambda=settings["gae_lambda"], max_grad_norm=settings["max_grad_norm"], num_evals=BRAX_NUM_EVALS,
         num_eval_envs=NUM_EVAL_ENVS, deterministic_eval=True, num_resets_per_eval=0, seed=seed,
         network_factory=network_factory, progress_fn=progress,
     )
     end_to_end = time.perf_counter() - start
+    if steps[-1] != brax_trained_steps(settings):
+        raise RuntimeError(f"brax trained {steps[-1]} env steps, ours {brax_trained_steps(settings)}")
     # progress fires after each eval: [0] initial, [1] after the first (compiling) training
     # epoch, [2] after the second, already compiled epoch, whose `training/sps` is brax's own
     # training rate without evaluation (measured like ours: compiled updates only).
@@ -138,6 +150,9 @@ def main() -> None:
                         help="train each side once per seed seed..seed+SEEDS-1 (returns vary widely between seeds)")
     parser.add_argument("--skip-brax", action="store_true")
     args = parser.parse_args()
+    if args.total_steps < 1:
+        parser.error(f"--total-steps must be positive (got {args.total_steps}); both sides train "
+                     f"{BRAX_EPOCHS} x ceil(total / ({BRAX_EPOCHS} x iteration)) whole iterations")
     settings = shared_settings(args)
     print(f"device {device_description()}; settings {settings}", flush=True)
     header = ["env", "side", "seed", "end-to-end s", "compile s", "steady steps/s", "final eval return", "steps"]
@@ -145,7 +160,7 @@ def main() -> None:
     for env_id in args.env or ["dmc/CartpoleBalance"]:
         runs: dict[str, list[dict]] = {"jaxrl_suite": [], "brax.training": []}
         for seed in range(args.seed, args.seed + args.seeds):
-            ours = run_ours(env_id, settings, seed, num_chunks=3)
+            ours = run_ours(env_id, settings, seed)
             runs["jaxrl_suite"].append(ours)
             rows.append([env_id, "jaxrl_suite", seed, f"{ours['end_to_end_s']:.1f}", f"{ours['compile_s']:.1f}",
                          f"{ours['steady_sps']:,.0f}", f"{ours['return']:.1f}", ours["steps"]])

@@ -100,3 +100,13 @@ def test_ppo_vs_rejax_gives_rejax_our_budget_and_counts_as_rejax_does():
     assert rejax_trained_steps(unrounded) == 128  # rejax's own rounding: 4 iterations
     train_state, _ = jax.jit(unrounded.train)(jax.random.PRNGKey(0))
     assert int(train_state.global_step) == 128
+
+
+def test_ppo_vs_brax_gives_ours_brax_s_step_count():
+    """brax's ppo.train runs 2 epochs of ceil(total / (2 x iteration)) iterations: 1,000,000 at
+    256 x 30 -> 2 x 66 iterations = 1,013,760 steps (our runner alone would stop at 130 x 7,680)."""
+    from benchmarks.ppo_vs_brax import brax_trained_steps
+
+    assert brax_trained_steps({"num_envs": 256, "rollout_length": 30, "total_steps": 1_000_000}) == 132 * 7680
+    assert brax_trained_steps({"num_envs": 256, "rollout_length": 30, "total_steps": 15_360}) == 2 * 7680
+    assert brax_trained_steps({"num_envs": 256, "rollout_length": 30, "total_steps": 1}) == 2 * 7680
