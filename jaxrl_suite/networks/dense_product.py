@@ -1,7 +1,7 @@
 """A Dense layer's product x @ W whose weight gradient is computed in a faster layout on CPU.
 
-XLA's CPU backend computes the weight gradient x^T @ g (contracting the batch axis of both) at
-~60-80% of its plain-product rate for wide inputs or narrow outputs. Computing (g^T @ x)^T instead,
+XLA's CPU backend computes the weight gradient x^T @ g (contracting the batch axis of both) well
+below its plain-product rate for wide inputs or narrow outputs. Computing (g^T @ x)^T instead,
 with g^T materialized (it is small) and the transposes kept out of XLA's dot folding, returns the
 same numbers up to float summation order. Other platforms keep XLA's own gradient.
 """
