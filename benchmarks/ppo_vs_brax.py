@@ -128,8 +128,9 @@ def run_brax(env_id: str, settings: dict, seed: int) -> dict:
         network_factory=network_factory, progress_fn=progress,
     )
     end_to_end = time.perf_counter() - start
-    if steps[-1] != brax_trained_steps(settings):
-        raise RuntimeError(f"brax trained {steps[-1]} env steps, ours {brax_trained_steps(settings)}")
+    expected_steps = brax_trained_steps(settings)
+    if steps[-1] != expected_steps:
+        raise RuntimeError(f"brax trained {steps[-1]} env steps, ours {expected_steps}")
     # progress fires after each eval: [0] initial, [1] after the first (compiling) training
     # epoch, [2] after the second, already compiled epoch, whose `training/sps` is brax's own
     # training rate without evaluation (measured like ours: compiled updates only).

@@ -27,6 +27,11 @@ def transposed_weight_grad_pays(in_features: int, out_features: int) -> bool:
     return in_features > out_features or min(in_features, out_features) >= WIDE_FEATURES
 
 
+def _dense_numbers(x_ndim: int) -> tuple:
+    """lax.dot_general's dimension numbers of x [..., in] @ kernel [in, out], as flax's Dense passes them."""
+    return (((x_ndim - 1,), (0,)), ((), ()))
+
+
 def plain_weight_grad(x: jax.Array, g: jax.Array, precision: Any = None) -> jax.Array:
     """x [rows, in], g [rows, out] -> x^T @ g [in, out], as XLA's own gradient computes it."""
     return jax.lax.dot_general(x, g, (((0,), (0,)), ((), ())), precision=precision)
@@ -42,7 +47,7 @@ def transposed_weight_grad(x: jax.Array, g: jax.Array, precision: Any = None) ->
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
 def dense_product(x: jax.Array, kernel: jax.Array, precision: Any = None) -> jax.Array:
     """x [..., in] @ kernel [in, out] -> [..., out], as lax.dot_general computes it."""
-    return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=precision)
+    return jax.lax.dot_general(x, kernel, _dense_numbers(x.ndim), precision=precision)
 
 
 def _forward(x, kernel, precision):
@@ -78,8 +83,8 @@ def dense_dot_general(
 ) -> jax.Array:
     """A `dot_general` for flax's nn.Dense: its x @ kernel goes through `dense_product`;
     any other contraction is lax.dot_general's."""
-    dense_numbers = (((lhs.ndim - 1,), (0,)), ((), ()))
-    if rhs.ndim != 2 or preferred_element_type is not None or _as_tuples(dimension_numbers) != dense_numbers:
+    if (rhs.ndim != 2 or preferred_element_type is not None
+            or _as_tuples(dimension_numbers) != _dense_numbers(lhs.ndim)):
         return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                                    preferred_element_type=preferred_element_type)
     return dense_product(lhs, rhs, precision)
