@@ -1,7 +1,18 @@
 """Our PPO vs rejax's PPO on gymnax tasks: same hyperparameters and budget, one process.
 
-Prints compile time, training steps/s and final deterministic return of both and the speed ratio.
-Both sides train the same network: rejax's default separate 64x64 tanh actor and critic.
+Prints compile time, training steps/s and final return of both and the speed ratio. Both sides train
+the same network: rejax's default separate 64x64 tanh actor and critic. Both sides' final returns
+come from one evaluation function of ours (`shared_greedy_return`): the GREEDY action (argmax of
+each side's policy logits) for one episode on each of the same 128 fresh envs of our gymnax env
+(same keys), an episode ending at termination or at the env's time limit, whichever comes first.
+rejax's own evaluation (sampled actions, `make_act`) is switched off in the timed runs and printed
+only for reference by --return-seeds.
+
+Truncation in training (rejax's algorithm, left as it is): rejax 0.1.3 takes gymnax's old
+five-tuple step, so FiveTupleStep gives it done = terminated or truncated, and its GAE cuts both
+the bootstrap and the advantage recursion at `done`: reaching the time limit (CartPole's 500
+steps, Breakout-MinAtar's 1,000) is treated as a termination, with value 0 after it. Ours
+bootstraps a truncated step from the critic's value of its final observation.
 Run: python benchmarks/ppo_vs_rejax.py [--env CartPole-v1] [--total-steps 500000] [--return-seeds 8] [--parts]
 """
 
@@ -9,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -31,6 +43,7 @@ from benchmarks.common import (  # noqa: E402
     time_jitted,
     widest_kernel_shape,
 )
+from jaxrl_suite.agents.episodes import evaluate_policy  # noqa: E402
 from jaxrl_suite.agents.ppo import default_config, make_ppo  # noqa: E402
 from jaxrl_suite.envs import make  # noqa: E402
 from jaxrl_suite.runner import scan_updates  # noqa: E402
@@ -38,7 +51,8 @@ from jaxrl_suite.runner import scan_updates  # noqa: E402
 
 class FiveTupleStep:
     """gymnax >= 1.0 returns (obs, state, reward, terminated, truncated, info); rejax 0.1.3
-    expects (obs, state, reward, done, info). This forwards everything else unchanged."""
+    expects (obs, state, reward, done, info), done = terminated or truncated as gymnax < 1.0 gave
+    it (rejax keeps no other flag, so it cannot tell them apart). Everything else is forwarded."""
 
     def __init__(self, env):
         self._env = env
@@ -91,7 +105,8 @@ def rejax_trained_steps(algo) -> int:
 
 def make_rejax(env_name: str, settings: dict):
     """rejax's PPO with our settings, trained for exactly our number of env steps (rejax rounds
-    a budget that is not a whole number of iterations up, ours rounds it down)."""
+    a budget that is not a whole number of iterations up, ours rounds it down). Its own end-of-
+    training evaluation is switched off (`train` returns () for it): see rejax_own_evaluation."""
     from rejax import PPO
 
     env, env_params = gymnax.make(env_name)
@@ -106,28 +121,62 @@ def make_rejax(env_name: str, settings: dict):
     )
     if rejax_trained_steps(algo) != steps:
         raise RuntimeError(f"rejax would train {rejax_trained_steps(algo)} env steps, ours {steps}")
-    return algo
+    return algo.replace(eval_callback=lambda algo, ts, rng: ())
+
+
+def rejax_own_evaluation(algo, train_state) -> jax.Array:
+    """rejax's own evaluation, as its train() would have run it: 128 episodes of `make_act`,
+    which SAMPLES from the policy, each ending at done (terminated or truncated) or
+    max_steps_in_episode. For reference only; the comparison uses shared_greedy_return."""
+    from rejax.evaluate import evaluate
+
+    _, returns = evaluate(algo.make_act(train_state), train_state.rng, algo.env, algo.env_params, 128,
+                          algo.env_params.max_steps_in_episode)
+    return returns.mean()
+
+
+def shared_greedy_return(learner, logits, key) -> jax.Array:
+    """The one evaluation both sides get: the greedy action (argmax of `logits(obs [B, obs_dim])`,
+    [B, num_actions]) for one episode on each of num_eval_envs (128) fresh envs of our `learner`'s
+    env (make_ours, same on both sides), from `key`, an episode ending at termination or
+    truncation (the env's time limit), whichever comes first: the mean return. For our own policy
+    this is our PPO's `evaluate` (its distribution mode is the argmax)."""
+
+    def act(obs):
+        return jnp.argmax(logits(obs), axis=-1)
+
+    return evaluate_policy(learner.env, act, key, learner.config.num_eval_envs, learner.eval_max_steps)["eval_return"]
+
+
+def rejax_logits(algo, actor_params):
+    """obs [B, obs_dim] -> rejax's DiscretePolicy logits [B, num_actions] (its MLP flattens the
+    observation as our gymnax adapter does)."""
+    return lambda obs: algo.actor.apply(actor_params, obs, method=lambda actor, o: actor.action_logits(actor.features(o)))
 
 
 def whole_run_ours(env_name: str, settings: dict):
-    """(run(key) -> final deterministic return, env steps it trains for) of our PPO."""
+    """(run(key) -> final shared_greedy_return, env steps it trains for) of our PPO."""
     learner = make_ours(env_name, settings)
     num_updates = trained_steps(settings) // learner.config.batch_size
 
     def whole_run(key):
         state, _ = scan_updates(learner, learner.init(key), num_updates)
-        return learner.evaluate(state, jax.random.fold_in(key, 1))["eval_return"]
+        return shared_greedy_return(learner, functools.partial(learner.policy_outputs, state.params, state.obs_stats),
+                                    jax.random.fold_in(key, 1))
 
     return whole_run, trained_steps(settings)
 
 
-def whole_run_rejax(env_name: str, settings: dict):
-    """run(key) -> final mean evaluation return of rejax's PPO."""
-    algo = make_rejax(env_name, settings)
+def whole_run_rejax(env_name: str, settings: dict, with_own_evaluation: bool = False):
+    """run(key) -> final shared_greedy_return of rejax's PPO (same evaluation key as ours), and
+    with `with_own_evaluation` also rejax_own_evaluation of the same trained policy."""
+    algo, evaluator = make_rejax(env_name, settings), make_ours(env_name, settings)
 
     def whole_run(key):
-        _, (_, returns) = algo.train(key)
-        return returns.mean()
+        train_state, _ = algo.train(key)
+        shared = shared_greedy_return(evaluator, rejax_logits(algo, train_state.actor_ts.params),
+                                      jax.random.fold_in(key, 1))
+        return (shared, rejax_own_evaluation(algo, train_state)) if with_own_evaluation else shared
 
     return whole_run
 
@@ -240,19 +289,24 @@ def main() -> None:
 
 
 def returns_over_seeds(env_name: str, settings: dict, first_seed: int, num_seeds: int) -> str:
-    """Final deterministic returns of seeds first_seed.. on both sides (one vmapped program per
-    side; not timed): one seed's return is too noisy to call two returns equal."""
+    """Final shared_greedy_return of seeds first_seed.. on both sides (one vmapped program per
+    side; not timed), plus rejax's own sampled evaluation of the same policies for reference:
+    one seed's return is too noisy to call two returns equal."""
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(first_seed, first_seed + num_seeds))
     ours_run, _ = whole_run_ours(env_name, settings)
     ours = np.asarray(jax.jit(jax.vmap(ours_run))(keys))
-    rejax = np.asarray(jax.jit(jax.vmap(whole_run_rejax(env_name, settings)))(keys))
-    return (f"{env_name}: final return over seeds {first_seed}-{first_seed + num_seeds - 1}: ours "
-            f"{mean_and_error(list(ours))}, rejax {mean_and_error(list(rejax))}")
+    rejax, rejax_own = jax.jit(jax.vmap(whole_run_rejax(env_name, settings, with_own_evaluation=True)))(keys)
+    per_seed = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(ours, np.asarray(rejax), strict=True))
+    return (f"{env_name}: final return, greedy, shared evaluation (128 episodes), seeds {first_seed}-"
+            f"{first_seed + num_seeds - 1}: ours {mean_and_error(list(ours))}, rejax "
+            f"{mean_and_error(list(np.asarray(rejax)))}; per seed ours/rejax {per_seed}; rejax's own "
+            f"evaluation (sampled actions) of the same policies {mean_and_error(list(np.asarray(rejax_own)))}")
 
 
 PARTS_HEADER = ["env", "side", "rollout ms", "GAE + batch ms", "epochs ms", "whole iteration ms"]
 HEADER = ["env", "ours compile s", "rejax compile s", "ours steps/s (fastest run)", "rejax steps/s (fastest run)",
-          "speed ratio (fastest runs)", "speed ratio (median runs)", "ours final return", "rejax final return"]
+          "speed ratio (fastest runs)", "speed ratio (median runs)", "ours final return (greedy, shared eval)",
+          "rejax final return (greedy, shared eval)"]
 
 if __name__ == "__main__":
     main()

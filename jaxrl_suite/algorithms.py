@@ -1,4 +1,5 @@
-"""Name -> algorithm table used by the CLI, sweeps and resume: config class, defaults, learner factory.
+"""Name -> algorithm table used by the CLI, sweeps and resume: config class, defaults, learner factory,
+and a run directory's config.json read back as configs (`read_stored_run`).
 
 Imports are lazy so `jaxrl --help` and `jaxrl envs` stay fast.
 """
@@ -8,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-import types
-import typing
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
@@ -56,21 +56,38 @@ def default_config(name: str, env_id: str) -> Any:
 
 
 def config_from_dict(name: str, values: dict[str, Any]) -> Any:
-    """Rebuilds a frozen config from config.json (lists back to tuples where the field is a tuple)."""
-    config_class = get_algorithm(name).load("config_class")
-    hints = typing.get_type_hints(config_class)
-    known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"config.json has fields {unknown} that {config_class.__name__} does not know")
-    converted = {}
-    for key, value in values.items():
-        origin = typing.get_origin(hints[key])
-        is_tuple = origin is tuple or (
-            origin in (typing.Union, types.UnionType) and any(typing.get_origin(a) is tuple for a in typing.get_args(hints[key]))
-        )
-        converted[key] = tuple(value) if is_tuple and isinstance(value, list) else value
-    return config_class(**converted)
+    """Rebuilds a frozen config from config.json's "learner" object: every field present and of
+    its type (lists back to tuples), else ValueError naming it (runner.config_file)."""
+    from jaxrl_suite.runner.config_file import dataclass_from_json
+
+    return dataclass_from_json(get_algorithm(name).load("config_class"), values, "learner")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRun:
+    """What a run directory's config.json defines: algorithm, env id, RunConfig, learner config."""
+
+    algo: str
+    env: str
+    run: Any
+    learner: Any
+
+
+def read_stored_run(run_dir: str | pathlib.Path) -> StoredRun:
+    """config.json of `run_dir` checked field by field and validated (what `--resume` and `jaxrl
+    eval` start from); ValueError / RunDirectoryError in one line otherwise."""
+    from jaxrl_suite.runner import RunConfig, read_config
+    from jaxrl_suite.runner.config_file import check_run_file, dataclass_from_json
+
+    payload = check_run_file(read_config(run_dir), ALGORITHMS)
+    run = dataclass_from_json(RunConfig, payload["run"], "run")
+    learner = config_from_dict(payload["algo"], payload["learner"])
+    for config in (run, learner):
+        try:
+            config.validate()
+        except ValueError as error:  # "invalid run.num_seeds=0: ..." -> "invalid config.json run.num_seeds=0: ..."
+            raise ValueError(str(error).replace("invalid ", "invalid config.json ", 1)) from None
+    return StoredRun(payload["algo"], payload["env"], run, learner)
 
 
 def make_learner(name: str, config: Any, env_id: str, mesh: Any = None) -> Any:

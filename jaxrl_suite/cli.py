@@ -23,7 +23,7 @@ commands:
   sweep ALGO --env ENV_ID --grid FIELD=V1,V2 [--grid ...] [flags]
                                     a grid x seeds, vmapped where shapes agree; summary.md
   eval DIR [--seed N]               run the saved policy of a run directory deterministically
-  plot DIR [DIR ...] [--output PNG] learning curves (mean and spread over seeds)
+  plot DIR [DIR ...] [--output PNG] learning curves (mean and 95% CI over seeds)
   envs [--family F]                 list environment ids with observation and action specs
   lm train|eval|generate|models     Forgetting Transformer language models (jaxrl lm --help)
 """
@@ -40,7 +40,7 @@ def _algorithms() -> str:
 
 def train_command(argv: Sequence[str]) -> int:
     from jaxrl_suite import algorithms
-    from jaxrl_suite.runner import RunConfig, read_config, train
+    from jaxrl_suite.runner import RunConfig, train
 
     if not argv or argv[0].startswith("-"):
         print(f"usage: jaxrl train ALGO --env ENV_ID [flags]   (ALGO: {_algorithms()})", file=sys.stderr)
@@ -51,35 +51,46 @@ def train_command(argv: Sequence[str]) -> int:
     pre.add_argument("--env", default="gymnax/CartPole-v1")
     pre.add_argument("--resume", default="")
     known, _ = pre.parse_known_args(rest)
-
     if known.resume:
-        stored = read_config(known.resume)
-        if stored["algo"] != name:
-            raise SystemExit(f"{known.resume} holds a {stored['algo']} run, not {name}")
-        run = RunConfig(**stored["run"])
-        config = algorithms.config_from_dict(name, stored["learner"])
-        learner = algorithms.make_learner(name, config, stored["env"])
-        result = train(learner, run, known.resume, algo=name, env_id=stored["env"], resume=True)
-        return _report(result)
+        return _resume(name, rest, known.resume)
 
-    from jaxrl_suite.cli_args import parse_train_flags
+    from jaxrl_suite.cli_args import parse_train_flags, refuse_unread_flags
     from jaxrl_suite.envs import env_spec
 
     env_spec(known.env)  # unknown ids fail here, with close matches, before any compilation
-    config = algorithms.default_config(name, known.env)
-    budget = getattr(config, "total_steps", RunConfig.total_steps)
-    flags = parse_train_flags(rest, config, RunConfig(total_steps=budget), known.env, f"jaxrl train {name}")
+    defaults = algorithms.default_config(name, known.env)
+    budget = getattr(defaults, "total_steps", RunConfig.total_steps)
+    flags = parse_train_flags(rest, defaults, RunConfig(total_steps=budget), known.env, f"jaxrl train {name}")
     run, config, command = flags["run"].validate(), flags["config"], flags["command"]
+    refuse_unread_flags(config, defaults)
     learner = algorithms.make_learner(name, config, command["env"], mesh=_make_mesh(command["devices"]))
     out = command["out"] or f"runs/{name}-{command['env'].replace('/', '-')}-s{run.seed}"
     print(f"training {name} on {command['env']} for {run.total_steps:,} env steps x {run.num_seeds} seed(s) -> {out}")
     result = train(learner, run, out, algo=name, env_id=command["env"], overwrite=command["overwrite"])
-    return _report(result)
+    return _report(result, command["env"])
+
+
+def _resume(name: str, argv: list[str], run_dir: str) -> int:
+    """`jaxrl train NAME --resume DIR [flags]`: config.json checked, flags that contradict it
+    refused (cli_args.resume_run_config), then the run continued from its newest intact checkpoint."""
+    from jaxrl_suite import algorithms
+    from jaxrl_suite.cli_args import resume_run_config
+    from jaxrl_suite.runner import train
+
+    stored = algorithms.read_stored_run(run_dir)
+    if stored.algo != name:
+        raise ValueError(f"cannot resume {run_dir} with jaxrl train {name}: it holds a {stored.algo} run "
+                         f"(valid: jaxrl train {stored.algo} --resume {run_dir})")
+    run = resume_run_config(argv, stored, run_dir, f"jaxrl train {name}")
+    learner = algorithms.make_learner(name, stored.learner, stored.env)
+    extended = f", extended from {stored.run.total_steps:,}" if run.total_steps > stored.run.total_steps else ""
+    print(f"resuming {name} on {stored.env} in {run_dir} ({run.total_steps:,} env steps{extended})")
+    return _report(train(learner, run, run_dir, algo=name, env_id=stored.env, resume=True), stored.env)
 
 
 def sweep_command(argv: Sequence[str]) -> int:
     from jaxrl_suite import algorithms
-    from jaxrl_suite.cli_args import parse_train_flags
+    from jaxrl_suite.cli_args import parse_train_flags, refuse_unread_flags
     from jaxrl_suite.envs import env_spec
     from jaxrl_suite.runner import RunConfig
     from jaxrl_suite.sweep import parse_grid, run_sweep
@@ -93,14 +104,22 @@ def sweep_command(argv: Sequence[str]) -> int:
     pre.add_argument("--grid", action="append", default=[])
     known, remaining = pre.parse_known_args(rest)
     env_spec(known.env)
-    config = algorithms.default_config(name, known.env)
-    budget = getattr(config, "total_steps", RunConfig.total_steps)
-    flags = parse_train_flags(["--env", known.env, *remaining], config, RunConfig(total_steps=budget),
+    defaults = algorithms.default_config(name, known.env)
+    budget = getattr(defaults, "total_steps", RunConfig.total_steps)
+    flags = parse_train_flags(["--env", known.env, *remaining], defaults, RunConfig(total_steps=budget),
                               known.env, f"jaxrl sweep {name}")
+    command = flags["command"]
+    if command["devices"] != 1:
+        raise ValueError(f"jaxrl sweep does not take --devices {command['devices']}: a sweep's programs run on "
+                         "one device (valid: leave --devices out)")
+    if command["resume"]:
+        raise ValueError(f"jaxrl sweep does not take --resume {command['resume']}: a sweep cannot be continued "
+                         "(valid: run it again with --overwrite, or with another --out)")
     grid = parse_grid(known.grid, flags["config"])
-    out = flags["command"]["out"] or f"runs/sweep-{name}-{known.env.replace('/', '-')}"
-    run_sweep(name, known.env, flags["config"], grid, flags["run"].validate(), out,
-              overwrite=flags["command"]["overwrite"])
+    if "early_stop" not in grid:
+        refuse_unread_flags(flags["config"], defaults)
+    out = command["out"] or f"runs/sweep-{name}-{known.env.replace('/', '-')}"
+    run_sweep(name, known.env, flags["config"], grid, flags["run"].validate(), out, overwrite=command["overwrite"])
     print(f"per-setting run directories and summary.md in {out}")
     return 0
 
@@ -113,12 +132,37 @@ def _make_mesh(num_devices: int) -> Any:
     return make_mesh(num_devices)
 
 
-def _report(result: Any) -> int:
-    last = result.records[-1] if result.records else {}
-    print(f"done: {last.get('env_steps', 0):,} env steps; episode_return={last.get('episode_return')} "
-          f"eval_return={last.get('eval_return')}")
-    print(f"outputs in {result.run_dir}: config.json metrics.jsonl tensorboard/ checkpoints/ learning_curve.png")
+def _report(result: Any, env_id: str) -> int:
+    """The final lines of `jaxrl train`: env steps done, the last log point's eval and training
+    returns as mean +- 95% CI over seeds (with the solved count where the env has a threshold),
+    and the outputs the run directory holds."""
+    from jaxrl_suite.reference_tasks import solved_return
+    from jaxrl_suite.runner import read_metrics
+    from jaxrl_suite.runner.loop import RUN_ARTIFACTS
+
+    records = result.records or read_metrics(result.run_dir)
+    last = records[-1] if records else {}
+    seeds = len(last.get("episode_return_per_seed") or [None])
+    parts = [f"done: {last.get('env_steps', 0):,} env steps x {seeds} seed{'s' if seeds > 1 else ''}"]
+    for metric, threshold in (("eval_return", solved_return(env_id)), ("episode_return", None)):
+        if f"{metric}_per_seed" in last:
+            parts.append(_seed_summary(metric, last[f"{metric}_per_seed"], threshold))
+    print("; ".join(parts) + " (mean +- 95% CI over seeds)")
+    written = [name + ("/" if (result.run_dir / name).is_dir() else "") for name in RUN_ARTIFACTS
+               if (result.run_dir / name).exists() and not name.endswith(".tmp")]
+    print(f"outputs in {result.run_dir}: {' '.join(written)}")
     return 0
+
+
+def _seed_summary(metric: str, per_seed: list[float | None], threshold: float | None) -> str:
+    """e.g. `eval_return 496.3 +- 3.1 (8/8 seeds >= 475)`; seeds without a value are counted apart."""
+    from jaxrl_suite.stats import summarize_seeds
+
+    values = [value for value in per_seed if value is not None]
+    if not values:
+        return f"{metric} n/a (no seed finished an episode)"
+    text = summarize_seeds(values, threshold).describe(metric)
+    return text + (f" [{len(per_seed) - len(values)} seed(s) without a value]" if len(values) < len(per_seed) else "")
 
 
 def eval_command(argv: Sequence[str]) -> int:
@@ -126,23 +170,26 @@ def eval_command(argv: Sequence[str]) -> int:
     import jax.numpy as jnp
 
     from jaxrl_suite import algorithms
-    from jaxrl_suite.runner import Checkpointer, RunConfig, init_seeds, read_config
+    from jaxrl_suite.runner import Checkpointer, init_seeds
     from jaxrl_suite.runner.loop import CHECKPOINT_DIR
 
     parser = argparse.ArgumentParser(prog="jaxrl eval", description="evaluate the saved policy of a run")
     parser.add_argument("run_dir")
     parser.add_argument("--seed", type=int, default=12345, help="evaluation seed")
     args = parser.parse_args(argv)
-    stored = read_config(args.run_dir)
-    run = RunConfig(**stored["run"])
-    config = algorithms.config_from_dict(stored["algo"], stored["learner"])
-    learner = algorithms.make_learner(stored["algo"], config, stored["env"])
-    state, metadata = Checkpointer(pathlib.Path(args.run_dir) / CHECKPOINT_DIR).restore(
+    stored = algorithms.read_stored_run(args.run_dir)
+    run = stored.run
+    learner = algorithms.make_learner(stored.algo, stored.learner, stored.env)
+    restored = Checkpointer(pathlib.Path(args.run_dir) / CHECKPOINT_DIR).restore_newest_intact(
         init_seeds(learner, run.seed, run.num_seeds)
     )
+    if restored.unreadable:
+        newest = max(restored.unreadable)
+        print(f"checkpoint {newest} could not be restored ({restored.unreadable[newest]}): evaluating "
+              f"checkpoint {restored.step}, the newest intact one")
     keys = jnp.stack([jax.random.PRNGKey(args.seed + i) for i in range(run.num_seeds)])
-    result = jax.device_get(jax.jit(jax.vmap(learner.evaluate))(state, keys))
-    print(f"{stored['algo']} on {stored['env']} after {metadata['updates']} updates:")
+    result = jax.device_get(jax.jit(jax.vmap(learner.evaluate))(restored.state, keys))
+    print(f"{stored.algo} on {stored.env} after {restored.metadata['updates']} updates:")
     for name, values in result.items():
         print(f"  {name}: mean {float(jnp.mean(values)):.2f} per seed {[round(float(v), 2) for v in values]}")
     return 0

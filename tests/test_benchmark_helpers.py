@@ -110,3 +110,29 @@ def test_ppo_vs_brax_gives_ours_brax_s_step_count():
     assert brax_trained_steps({"num_envs": 256, "rollout_length": 30, "total_steps": 1_000_000}) == 132 * 7680
     assert brax_trained_steps({"num_envs": 256, "rollout_length": 30, "total_steps": 15_360}) == 2 * 7680
     assert brax_trained_steps({"num_envs": 256, "rollout_length": 30, "total_steps": 1}) == 2 * 7680
+
+
+def test_shared_greedy_return_is_our_evaluate_and_reads_rejax_logits():
+    """The one evaluation of both sides in ppo_vs_rejax: on our policy it is our PPO's own
+    greedy `evaluate`; rejax_logits gives the logits of rejax's own Categorical (up to its normalization)."""
+    import functools
+
+    from benchmarks.ppo_vs_rejax import make_ours, shared_greedy_return
+
+    settings = dict(num_envs=4, rollout_length=8, num_epochs=1, num_minibatches=1, learning_rate=2.5e-4,
+                    adam_eps=1e-8, gamma=0.99, gae_lambda=0.95, clip_eps=0.2, entropy_coef=0.01, value_coef=0.5,
+                    max_grad_norm=0.5, total_steps=32)
+    learner = make_ours("CartPole-v1", settings)
+    state, key = learner.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1)
+    shared = shared_greedy_return(learner, functools.partial(learner.policy_outputs, state.params, state.obs_stats),
+                                  key)
+    assert float(shared) == float(learner.evaluate(state, key)["eval_return"])
+
+    pytest.importorskip("rejax")
+    from benchmarks.ppo_vs_rejax import make_rejax, rejax_logits
+
+    algo = make_rejax("CartPole-v1", settings)
+    actor_params = algo.init_state(jax.random.PRNGKey(2)).actor_ts.params
+    obs = jax.random.normal(jax.random.PRNGKey(3), (5, 4))
+    expected = algo.actor.apply(actor_params, obs, method="_action_dist").logits  # distrax normalizes them
+    np.testing.assert_allclose(jax.nn.log_softmax(rejax_logits(algo, actor_params)(obs)), expected, rtol=1e-5)

@@ -13,6 +13,7 @@ from jaxrl_suite.agents.dqn import default_config, double_dqn_next_value, epsilo
 from jaxrl_suite.envs import make
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
 from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
+from tests.seeded_learning import assert_solved, train_seeds
 
 CARTPOLE = "gymnax/CartPole-v1"
 
@@ -71,17 +72,14 @@ def test_minatar_conv_network_traces_on_flat_observations():
     assert conv.num_units == 16 and conv.private_consumers == (("Trunk_0", "MLP_0", "Dense_0"),)
 
 
-def test_dqn_learns_cartpole_a_little():
-    config = default_config(CARTPOLE)
-    learner = make_dqn(config, make(CARTPOLE))
-    state = init_seeds(learner, 0, 1)
-    chunk = make_chunk_fn(learner, 500)
-    for _ in range(4):  # 20k env steps
-        state, metrics = chunk(state)
-    evaluation = jax.jit(jax.vmap(learner.evaluate))(state, jax.random.PRNGKey(7)[None])
-    # a random policy balances about 22 steps
-    assert float(metrics["episode_return"][0]) > 60.0
-    assert float(evaluation["eval_return"][0]) > 60.0
+@pytest.mark.slow
+def test_dqn_learns_cartpole_a_little_on_most_of_8_seeds():
+    """8 seeds, 20k env steps: >= 6 must beat 60 (a random policy balances about 22 steps). The
+    per-seed rate of this claim is not yet measured over many seeds, so it stays out of make test."""
+    learner = make_dqn(default_config(CARTPOLE), make(CARTPOLE))
+    _, evaluation = train_seeds(learner, 2000, 0, 8)
+    assert_solved(evaluation["eval_return"], 60.0, 6, 0.95)
+    evaluation = jax.tree.map(lambda values: values[:1], evaluation)
     for name in ("ntk_rank", "feature_rank_q_values", "probe_dormant_ratio", "weight_norm"):
         assert np.isfinite(float(evaluation[name][0])), name
     assert 1 <= float(evaluation["ntk_rank"][0]) <= 32 * 2  # probe batch x actions

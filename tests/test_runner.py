@@ -20,12 +20,13 @@ from jaxrl_suite.runner import (
     init_seeds,
     loop,
     read_metrics,
+    records_same_run,
     train,
     train_or_continue,
 )
 from jaxrl_suite.runner.chunks import make_chunk_fn
 from jaxrl_suite.runner.loop import dividing_chunk_length
-from tests.toy_learner import ToyLearner
+from tests.toy_learner import ToyConfig, ToyLearner
 
 RUN = RunConfig(total_steps=8 * 40, num_seeds=2, log_every=8 * 5, eval_every=8 * 10, progress=False,
                 tensorboard=False)
@@ -128,16 +129,74 @@ def test_resume_without_checkpoint_fails_clearly_and_changes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_checkpoint_gives_clear_error_and_keeps_files(tmp_path):
-    train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none")
-    state_files = [p for p in (tmp_path / "checkpoints" / "40" / "state").rglob("*") if p.is_file()]
+def _corrupt(checkpoint_dir):
+    state_files = [p for p in (checkpoint_dir / "state").rglob("*") if p.is_file()]
     assert state_files
     for path in state_files:
         path.write_bytes(b"garbage")
+
+
+def test_corrupt_checkpoints_give_one_clear_error_and_keep_files(tmp_path):
+    train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none")
+    for step in (30, 35, 40):
+        _corrupt(tmp_path / "checkpoints" / str(step))
     metrics_before = (tmp_path / "metrics.jsonl").read_text()
-    with pytest.raises(CheckpointError, match="could not be restored"):
+    with pytest.raises(CheckpointError, match="none of the checkpoints 30, 35, 40 .* could be restored") as error:
         train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none", resume=True)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 500
     assert (tmp_path / "metrics.jsonl").read_text() == metrics_before
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["30", "35", "40"]
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capsys):
+    """The last checkpoint is unreadable: the run resumes from the one before (metrics cut back to
+    it), ends as an uninterrupted run does, and keeps the unreadable one aside."""
+    full = train(ToyLearner(), RUN, tmp_path / "full", algo="toy", env_id="none")
+    train(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none")
+    _corrupt(tmp_path / "cut" / "checkpoints" / "40")
+    resumed = train(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none", resume=True)
+    out = capsys.readouterr().out
+    assert "checkpoint 40 could not be restored (" in out and "resuming from checkpoint 35" in out
+    assert [r["updates"] for r in resumed.records] == [40]
+    chex.assert_trees_all_equal(resumed.state, full.state)
+    assert _stable(read_metrics(tmp_path / "cut")) == _stable(read_metrics(tmp_path / "full"))
+    assert (tmp_path / "cut" / "unreadable_checkpoints" / "40" / "state").is_dir()
+
+
+def test_resume_without_a_committed_checkpoint_leaves_the_unfinished_one(tmp_path):
+    run = dataclasses.replace(RUN, checkpoint_every=8 * 40)
+    train(ToyLearner(), run, tmp_path, algo="toy", env_id="none", max_chunks=2)
+    unfinished = tmp_path / "checkpoints" / "10.orbax-checkpoint-tmp"
+    unfinished.mkdir(parents=True)
+    with pytest.raises(RunDirectoryError, match="holds no checkpoint .*10.orbax-checkpoint-tmp is left as it is.*--overwrite"):
+        train(ToyLearner(), run, tmp_path, algo="toy", env_id="none", resume=True)
+    assert unfinished.is_dir() and len(read_metrics(tmp_path)) == 2
+
+
+def test_resume_refuses_another_config_and_extends_a_larger_budget(tmp_path):
+    train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none")
+    before = read_metrics(tmp_path)
+    for other in (dataclasses.replace(RUN, log_every=8 * 10), dataclasses.replace(RUN, total_steps=8 * 20)):
+        with pytest.raises(RunDirectoryError, match=r"cannot resume .* with another config: run\.\w+ \(stored"):
+            train(ToyLearner(), other, tmp_path, algo="toy", env_id="none", resume=True)
+    with pytest.raises(RunDirectoryError, match=r"learner.learning_rate \(stored 0.1, given 0.2\)"):
+        train(ToyLearner(ToyConfig(learning_rate=0.2)), RUN, tmp_path, algo="toy", env_id="none", resume=True)
+    assert read_metrics(tmp_path) == before
+    longer = dataclasses.replace(RUN, total_steps=8 * 50)
+    extended = train(ToyLearner(), longer, tmp_path, algo="toy", env_id="none", resume=True)
+    assert [r["updates"] for r in extended.records] == [45, 50]
+    assert read_metrics(tmp_path)[: len(before)] == before
+    assert json.loads((tmp_path / "config.json").read_text())["run"]["total_steps"] == 8 * 50
+
+
+def test_same_run_ignores_the_recorded_machine(tmp_path):
+    train(ToyLearner(), RUN, tmp_path, algo="toy", env_id="none", max_chunks=1)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["machine"]["backend"] == "cpu"
+    config["machine"] = {"backend": "another machine"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert records_same_run(tmp_path, "toy", "none", RUN, ToyLearner().config)
+    assert not records_same_run(tmp_path, "toy", "none", dataclasses.replace(RUN, seed=1), ToyLearner().config)
 
 
 def test_checkpoint_round_trip(tmp_path):

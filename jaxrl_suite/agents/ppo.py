@@ -58,7 +58,7 @@ from jaxrl_suite.plasticity import (
     record_losses,
     restart_on_task_switch,
 )
-from jaxrl_suite.runner.config import require
+from jaxrl_suite.runner.config import require, require_defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +198,7 @@ class PPOConfig:
         check(not self.squashed_entropy or self.action_squash == "tanh", "squashed_entropy",
               'False unless action_squash="tanh"')
         self.plasticity.validate("ppo.plasticity")
-        self.churn.validate("ppo.churn")
+        self.churn.validate("ppo.churn", chain_weights=False)
         return self
 
 
@@ -383,6 +383,8 @@ class PPO:
             # Squashing acts on Gaussian actions only; refuse it instead of ignoring it.
             require(config.action_squash != "tanh", "ppo", "action_squash", config.action_squash,
                     f'"clip" or "none" on a discrete action space ({env.action_space!r})')
+            require_defaults(config, ("state_dependent_std", "init_log_std"), "ppo",
+                             f"on a discrete action space ({env.action_space!r}): only Gaussian policies have a std")
         self.config = config
         self.env = env
         self.mesh = mesh

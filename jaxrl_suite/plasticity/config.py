@@ -9,11 +9,12 @@ from typing import Annotated, Literal
 
 import tyro
 
-from jaxrl_suite.runner.config import require
+from jaxrl_suite.runner.config import require, require_defaults
 
 PLASTICITY_METHODS = ("none", "redo", "regrama")
 GRAMA_SCORES = ("activation_grad", "kernel_grad")
 CHURN_METHODS = ("none", "cchain")
+CHAIN_WEIGHTS = ("value_coefficient", "policy_coefficient")  # read by SAC/TD3 (CHAIN) only
 # Thresholds of the papers: ReDo tau = 0.1 (its DQN setting); ReGraMa tau = 0 for plain MLPs.
 DEFAULT_THRESHOLDS = {"redo": 0.1, "regrama": 0.0}
 
@@ -30,7 +31,8 @@ class PlasticityConfig:
     method: Annotated[Literal["none", "redo", "regrama"], _flag("plasticity")] = "none"
     """none, redo (activation score, Sokar et al. 2023) or regrama (gradient score)."""
     score: Annotated[Literal["activation_grad", "kernel_grad"], _flag("grama-score")] = "activation_grad"
-    """ReGraMa score: E|dL/d pre-activation| per unit, or the proxy mean_j |dL/dW[j, i]|."""
+    """ReGraMa's reset score (method regrama only): E|dL/d pre-activation| per unit, or the proxy
+    mean_j |dL/dW[j, i]|; other methods log grama_inactive_ratio with activation_grad."""
     period: Annotated[int, _flag("reset-period")] = 1000
     """Updates between resets (DQN, SAC, TD3: gradient steps, TD3's actor: its delayed steps; PPO: iterations)."""
     threshold: Annotated[float | None, _flag("reset-threshold")] = None
@@ -60,6 +62,8 @@ class PlasticityConfig:
     def validate(self, owner: str = "plasticity") -> PlasticityConfig:
         require(self.method in PLASTICITY_METHODS, owner, "method", self.method, f"one of {PLASTICITY_METHODS}")
         require(self.score in GRAMA_SCORES, owner, "score", self.score, f"one of {GRAMA_SCORES}")
+        if self.method != "regrama":  # only ReGraMa resets by it
+            require_defaults(self, ("score",), owner, "unless method='regrama' (--grama-score is ReGraMa's reset score)")
         require(isinstance(self.period, int) and self.period >= 1, owner, "period", self.period, "an integer >= 1")
         require(self.threshold is None or self.threshold >= 0, owner, "threshold", self.threshold,
                 "None (method default) or a float >= 0")
@@ -98,8 +102,12 @@ class ChurnConfig:
     def enabled(self) -> bool:
         return self.method != "none"
 
-    def validate(self, owner: str = "churn") -> ChurnConfig:
+    def validate(self, owner: str = "churn", chain_weights: bool = True) -> ChurnConfig:
+        """chain_weights=False (PPO, DQN: C-CHAIN only) refuses value_coefficient and
+        policy_coefficient other than their defaults: only SAC/TD3's CHAIN reads them."""
         require(self.method in CHURN_METHODS, owner, "method", self.method, f"one of {CHURN_METHODS}")
+        if not chain_weights:
+            require_defaults(self, CHAIN_WEIGHTS, owner, "(only SAC/TD3's CHAIN reads these weights; PPO and DQN run C-CHAIN)")
         for name in ("initial_coefficient", "kappa", "min_coefficient", "value_coefficient", "policy_coefficient"):
             require(getattr(self, name) >= 0, owner, name, getattr(self, name), "a float >= 0")
         require(isinstance(self.window, int) and self.window >= 1, owner, "window", self.window, "an integer >= 1")

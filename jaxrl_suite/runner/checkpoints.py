@@ -1,11 +1,20 @@
 """Orbax checkpoints of the COMPLETE train state (params, optimizer, normalizer, env, RNG, buffers).
 
-Saves are atomic (Orbax writes to a temporary directory then renames) and the last k are kept.
+Saves are atomic (Orbax writes to a temporary directory then renames) and the last k are kept;
+a resume falls back to the newest checkpoint that restores (`restore_newest_intact`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
+import logging
 import pathlib
+import shutil
+import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -30,6 +39,54 @@ def _storable(tree: Any) -> Any:
 def _rebuild_empty(restored: Any, target: Any) -> Any:
     return jax.tree.map(lambda value, spec: jnp.zeros(spec.shape, spec.dtype) if _is_empty(spec) else value,
                         restored, target)
+
+
+# After a failed read TensorStore's remaining callbacks report "Event loop is closed" tracebacks into
+# the closed asyncio loop of Orbax's restore for a moment (measured: within 0.3 s on local files).
+FAILED_READ_SETTLE_SECONDS = 0.3
+
+
+def _closed_loop_callback(unraisable: Any) -> bool:
+    return isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value)
+
+
+@contextlib.contextmanager
+def quiet_orbax() -> Iterator[None]:
+    """Silences what reading checkpoints prints besides our own errors: Orbax's absl warnings
+    (three per read-only manager) and, after a failed restore, TensorStore's late "Event loop is
+    closed" reports (unraisable exceptions; anything else on stderr goes to a dropped buffer)."""
+    absl_logger, unraisable_hook = logging.getLogger("absl"), sys.unraisablehook
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    sys.unraisablehook = lambda unraisable: None if _closed_loop_callback(unraisable) else unraisable_hook(unraisable)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            try:
+                yield
+            except Exception:
+                time.sleep(FAILED_READ_SETTLE_SECONDS)
+                raise
+    finally:
+        absl_logger.setLevel(level)
+        sys.unraisablehook = unraisable_hook
+
+
+def describe_error(error: BaseException, limit: int = 160) -> str:
+    """`Type: first line of the message`, without TensorStore's JSON specs, at most ~limit chars."""
+    text = str(error).split(" [tensorstore_spec", 1)[0].strip().splitlines()
+    text = f"{type(error).__name__}: {text[0] if text else ''}"
+    return text if len(text) <= limit else f"{text[: limit // 3]} ... {text[-(limit - limit // 3 - 5):]}"
+
+
+@dataclasses.dataclass
+class Restored:
+    """A restored checkpoint: train state, metadata, its step, and the newer steps that could not
+    be restored ({step: reason}, newest first)."""
+
+    state: Any
+    metadata: dict[str, Any]
+    step: int
+    unreadable: dict[int, str]
 
 
 def _manager(directory: pathlib.Path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
@@ -64,9 +121,15 @@ class Checkpointer:
         self.manager.wait_until_finished()
 
     def latest_step(self) -> int | None:
+        steps = self.all_steps()
+        return steps[-1] if steps else None
+
+    def all_steps(self) -> list[int]:
+        """Committed steps, oldest first (Orbax skips unfinished `*.orbax-checkpoint-tmp` ones)."""
         if not self.directory.is_dir():
-            return None
-        return _manager(self.directory, self.keep, read_only=True).latest_step()
+            return []
+        with quiet_orbax():
+            return sorted(_manager(self.directory, self.keep, read_only=True).all_steps())
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Restores the latest (or given) checkpoint into the structure of `abstract_state`.
@@ -78,18 +141,54 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint found in {self.directory}; nothing to resume from")
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         try:
-            restored = _manager(self.directory, self.keep, read_only=True).restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(_storable(target)), metadata=ocp.args.JsonRestore()
-                ),
-            )
+            with quiet_orbax():
+                manager = _manager(self.directory, self.keep, read_only=True)
+                try:
+                    restored = manager.restore(step, args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(_storable(target)), metadata=ocp.args.JsonRestore()
+                    ))
+                finally:
+                    manager.close()
         except Exception as error:  # Orbax raises many types for truncated or foreign files
             raise CheckpointError(
                 f"checkpoint {step} in {self.directory} could not be restored "
-                f"({type(error).__name__}: {error}); the run directory was left unchanged"
+                f"({describe_error(error)}); the run directory was left unchanged"
             ) from error
         return _rebuild_empty(restored.state, target), restored.metadata
+
+    def restore_newest_intact(self, abstract_state: Any) -> Restored:
+        """The newest checkpoint that restores, trying older ones after a failure; CheckpointError
+        (one line, nothing on disk changed) when none does."""
+        steps = self.all_steps()
+        if not steps:
+            raise CheckpointError(f"no checkpoint found in {self.directory}; nothing to resume from")
+        unreadable: dict[int, str] = {}
+        for step in reversed(steps):
+            try:
+                state, metadata = self.restore(abstract_state, step)
+            except CheckpointError as error:
+                unreadable[step] = describe_error(error.__cause__ or error)
+                continue
+            return Restored(state, metadata, step, unreadable)
+        newest = steps[-1]
+        raise CheckpointError(
+            f"none of the checkpoints {', '.join(map(str, steps))} in {self.directory} could be restored "
+            f"(checkpoint {newest}: {unreadable[newest]}); the run directory was left unchanged"
+        )
+
+    def set_aside(self, steps: list[int], destination: pathlib.Path) -> list[pathlib.Path]:
+        """Moves the checkpoints of `steps` into `destination` (kept for inspection, out of the way
+        of new saves of the same steps); returns where each went."""
+        moved = []
+        for step in steps:
+            target = destination / str(step)
+            copies = 1
+            while target.exists():
+                target, copies = destination / f"{step}-{copies}", copies + 1
+            destination.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(self.directory / str(step)), target)
+            moved.append(target)
+        return moved
 
     def close(self) -> None:
         if self._manager is not None:

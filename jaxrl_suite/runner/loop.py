@@ -1,7 +1,8 @@
 """The chunked run loop: compiled chunks of updates, host work (logs, eval, checkpoints) between.
 
 A run directory holds config.json, metrics.jsonl, tensorboard/, checkpoints/ and learning_curve.png;
-`resume=True` continues from the last checkpoint and ends with the same metrics as an uninterrupted run.
+`resume=True` continues from the newest intact checkpoint and ends with the same metrics as an
+uninterrupted run (or extends the run when only run.total_steps grew).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from jaxrl_suite.runner.progress import Progress
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+UNREADABLE_CHECKPOINT_DIR = "unreadable_checkpoints"  # where a resume sets aside checkpoints it cannot restore
 PLOT_FILE = "learning_curve.png"
-RUN_ARTIFACTS = (CONFIG_FILE, "metrics.jsonl", "metrics.jsonl.tmp", "tensorboard", CHECKPOINT_DIR, PLOT_FILE)
+RUN_ARTIFACTS = (CONFIG_FILE, "metrics.jsonl", "metrics.jsonl.tmp", "tensorboard", CHECKPOINT_DIR,
+                 UNREADABLE_CHECKPOINT_DIR, PLOT_FILE)
+MACHINE_KEY = "machine"  # config.json's record of what ran it; no part of the run's definition
 DEFAULT_LOG_POINTS = 50
 
 
@@ -82,22 +86,58 @@ def dividing_chunk_length(total_updates: int, target: int) -> int:
     return target
 
 
-def _config_json(algo: str, env_id: str, run: RunConfig, learner_config: Any) -> str:
+def _config_payload(algo: str, env_id: str, run: RunConfig, learner_config: Any) -> dict[str, Any]:
+    """config.json's definition of a run, as it reads back from JSON."""
     payload = {"algo": algo, "env": env_id, "run": dataclasses.asdict(run),
                "learner": dataclasses.asdict(learner_config)}
-    return json.dumps(payload, indent=2, default=str) + "\n"
+    return json.loads(json.dumps(payload, default=str))
 
 
 def write_config(run_dir: pathlib.Path, algo: str, env_id: str, run: RunConfig, learner_config: Any) -> None:
-    (run_dir / CONFIG_FILE).write_text(_config_json(algo, env_id, run, learner_config))
+    """config.json: the run's definition and, under "machine", the machine and library versions."""
+    from jaxrl_suite.machine import machine_info
+
+    payload = {**_config_payload(algo, env_id, run, learner_config), MACHINE_KEY: machine_info()}
+    (run_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _stored_definition(run_dir: str | pathlib.Path) -> dict[str, Any]:
+    stored = read_config(run_dir)
+    stored.pop(MACHINE_KEY, None)
+    return stored
 
 
 def records_same_run(run_dir: str | pathlib.Path, algo: str, env_id: str, run: RunConfig, learner_config: Any) -> bool:
     """True when `run_dir` was started with exactly this algo, env, run and learner config, so
-    continuing or reusing it is meaningful (studies use this to pick up where they stopped)."""
-    path = pathlib.Path(run_dir) / CONFIG_FILE
-    expected = json.loads(_config_json(algo, env_id, run, learner_config))
-    return path.exists() and json.loads(path.read_text()) == expected
+    continuing or reusing it is meaningful (studies use this to pick up where they stopped);
+    the recorded machine does not count."""
+    if not (pathlib.Path(run_dir) / CONFIG_FILE).exists():
+        return False
+    return _stored_definition(run_dir) == _config_payload(algo, env_id, run, learner_config)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
+def resume_differences(run_dir: str | pathlib.Path, algo: str, env_id: str, run: RunConfig,
+                       learner_config: Any) -> list[str]:
+    """Where config.json differs from the run about to resume it, as "field (stored X, given Y)".
+    A larger run.total_steps is no difference: it extends the run (learner fields keep theirs)."""
+    stored = _flatten(_stored_definition(run_dir))
+    given = _flatten(_config_payload(algo, env_id, run, learner_config))
+    differences = []
+    for path in sorted(stored.keys() | given.keys()):
+        old, new = stored.get(path, "<missing>"), given.get(path, "<missing>")
+        extends = path == "run.total_steps" and isinstance(old, int) and new > old
+        if old != new and not extends:
+            differences.append(f"{path} (stored {old!r}, given {new!r})")
+    return differences
 
 
 def has_checkpoint(run_dir: str | pathlib.Path) -> bool:
@@ -108,7 +148,10 @@ def read_config(run_dir: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(run_dir) / CONFIG_FILE
     if not path.exists():
         raise RunDirectoryError(f"{run_dir} has no {CONFIG_FILE}: it is not a jaxrl run directory")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise RunDirectoryError(f"invalid {path}: not JSON ({error})") from None
 
 
 def check_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> list[str]:
@@ -121,7 +164,12 @@ def check_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> li
         if CONFIG_FILE not in existing:
             raise RunDirectoryError(f"cannot resume {run_dir}: no {CONFIG_FILE} there (not a jaxrl run directory)")
         if not has_checkpoint(run_dir):
-            raise RunDirectoryError(f"cannot resume {run_dir}: it holds no checkpoint (checkpoints/ is missing or empty)")
+            unfinished = sorted(p.name for p in (run_dir / CHECKPOINT_DIR).glob("*.orbax-checkpoint-tmp*"))
+            left = f"; the unfinished {', '.join(unfinished)} is left as it is" if unfinished else ""
+            raise RunDirectoryError(
+                f"cannot resume {run_dir}: it holds no checkpoint (the run stopped before its first checkpoint "
+                f"was committed{left}); start it again with --overwrite instead of --resume"
+            )
     elif existing and not overwrite:
         raise RunDirectoryError(
             f"run directory {run_dir} already holds a run ({', '.join(existing)}); pass --resume {run_dir} "
@@ -188,6 +236,11 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
         prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     else:  # refuses a bad directory itself instead of waiting at the barrier for process 0
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if resume:
+        differences = resume_differences(run_dir, algo, env_id, run, learner.config)
+        if differences:
+            raise RunDirectoryError(f"cannot resume {run_dir} with another config: {', '.join(differences)} "
+                                    "(only a larger run.total_steps may differ)")
     sync_processes("run directory prepared")
     checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints)
 
@@ -196,10 +249,15 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     state = init_members(keys) if init_members is not None else init_stacked(learner, keys)
     updates_done, wall_offset = 0, 0.0
     if resume:
-        state, metadata = checkpointer.restore(state)
+        restored = checkpointer.restore_newest_intact(state)
+        state, metadata = restored.state, restored.metadata
         updates_done, wall_offset = int(metadata["updates"]), float(metadata["wall_time"])
         if primary:
+            _set_aside_unreadable(checkpointer, restored, run_dir)
             truncate_metrics(run_dir, updates_done)
+            if _stored_definition(run_dir)["run"]["total_steps"] != run.total_steps:  # an extension
+                write_config(run_dir, algo, env_id, run, learner.config)
+        sync_processes("checkpoint restored")
     elif primary:
         write_config(run_dir, algo, env_id, run, learner.config)
 
@@ -255,6 +313,19 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
         except ValueError as error:  # no episode finished during the whole run
             print(f"no learning curve drawn: {error}")
     return RunResult(state=state, records=records, run_dir=run_dir, completed=completed)
+
+
+def _set_aside_unreadable(checkpointer: Checkpointer, restored: Any, run_dir: pathlib.Path) -> None:
+    """Moves the checkpoints newer than the restored one, which could not be restored, out of the
+    way of the resumed run's saves, and says so in one line."""
+    if not restored.unreadable:
+        return
+    steps = sorted(restored.unreadable)
+    moved = checkpointer.set_aside(steps, run_dir / UNREADABLE_CHECKPOINT_DIR)
+    newest = steps[-1]
+    print(f"checkpoint{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))} could not be restored "
+          f"({restored.unreadable[newest]}): resuming from checkpoint {restored.step}, the newest intact one; "
+          f"moved to {', '.join(map(str, moved))}", flush=True)
 
 
 def train_or_continue(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo: str, env_id: str,
