@@ -49,8 +49,12 @@ experiment: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=15 $(TEST_ARGS)
 
+# The slow tests, then the seeded learning tests again on two other XLA:CPU code paths (AVX2,
+# SSE4.2), as a machine of another CPU kind would run them.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(TEST_ARGS)
+	XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX2" $(BIN)/python -m pytest -q -m "" tests/test_ppo_learning.py -k solves
+	XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=SSE4_2" $(BIN)/python -m pytest -q -m "" tests/test_ppo_learning.py -k solves
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
