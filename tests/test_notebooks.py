@@ -19,7 +19,7 @@ import pytest
 NOTEBOOKS_DIR = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 # Minutes at the tiny budget on a 2-core CPU: SAC on dmc/CartpoleBalance compiles MJX physics for
-# two learners (about 4 min), three DQN learners compile about 1.5 min.
+# two learners (2-4.5 min), three DQN learners compile (40-75 s; with the others about 2 min).
 SLOW = {"off_policy_least.ipynb", "plasticity.ipynb"}
 
 

@@ -22,18 +22,20 @@ CARTPOLE_SUCCESS_RATE = 0.893
 """Lower end of the Wilson 95% interval of 62/64 seeds solved (>= 475 within 500k env steps)."""
 
 
-def train_default_seeds(env_id: str, total_steps: int, num_seeds: int, first_seed: int = 0):
+def assert_default_solves(env_id: str, total_steps: int, num_seeds: int, success_rate: float,
+                          expected_min_solved: int) -> None:
+    """The family default trained on seeds 0..num_seeds-1 solves on >= min_solved_for(num_seeds,
+    success_rate) seeds; that count is checked against the docstring's expected_min_solved."""
+    min_solved = min_solved_for(num_seeds, success_rate)
+    assert min_solved == expected_min_solved
     config = default_config(env_id, total_steps=total_steps)
-    return train_seeds(make_ppo(config, make(env_id)), config.num_updates, first_seed, num_seeds)
+    _, evaluation = train_seeds(make_ppo(config, make(env_id)), config.num_updates, 0, num_seeds)
+    assert_solved(evaluation["eval_return"], solved_return(env_id), min_solved, success_rate)
 
 
 def test_cartpole_solves_on_most_of_16_seeds():
     """16 seeds, >= 10 must reach 475: P(Binomial(16, 0.893) < 10) = 7.6e-4 (stats.failure_probability)."""
-    num_seeds = 16
-    min_solved = min_solved_for(num_seeds, CARTPOLE_SUCCESS_RATE)
-    assert min_solved == 10
-    _, evaluation = train_default_seeds("gymnax/CartPole-v1", 500_000, num_seeds)
-    assert_solved(evaluation["eval_return"], solved_return("gymnax/CartPole-v1"), min_solved, CARTPOLE_SUCCESS_RATE)
+    assert_default_solves("gymnax/CartPole-v1", 500_000, 16, CARTPOLE_SUCCESS_RATE, 10)
 
 
 PENDULUM_SUCCESS_RATE = 0.893
@@ -43,11 +45,7 @@ PENDULUM_SUCCESS_RATE = 0.893
 @pytest.mark.slow
 def test_pendulum_solves_on_most_of_8_seeds():
     """8 seeds, >= 4 must reach -300: P(Binomial(8, 0.893) < 4) = 5.9e-4 (stats.failure_probability)."""
-    num_seeds = 8
-    min_solved = min_solved_for(num_seeds, PENDULUM_SUCCESS_RATE)
-    assert min_solved == 4
-    _, evaluation = train_default_seeds("gymnax/Pendulum-v1", 500_000, num_seeds)
-    assert_solved(evaluation["eval_return"], solved_return("gymnax/Pendulum-v1"), min_solved, PENDULUM_SUCCESS_RATE)
+    assert_default_solves("gymnax/Pendulum-v1", 500_000, 8, PENDULUM_SUCCESS_RATE, 4)
 
 
 def test_vmapped_seeds_differ_and_match_single_seed_runs():
