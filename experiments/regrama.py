@@ -126,8 +126,9 @@ RATIOS = ("dormant_ratio", "grama_inactive_ratio")
 def build_variant(study: Study, method: str, num_seeds: int) -> tuple[Any, RunConfig]:
     """The learner and run schedule of one variant, validated (config, replay memory for
     `num_seeds` buffers) before anything compiles."""
-    plasticity = PlasticityConfig(method=method, period=study.reset_period, threshold=study.thresholds.get(method),
-                                  max_reset_fraction=study.max_reset_fraction, log_unit_activity=True)
+    resets = dict(period=study.reset_period, threshold=study.thresholds.get(method),
+                  max_reset_fraction=study.max_reset_fraction) if method != "none" else {}
+    plasticity = PlasticityConfig(method=method, log_unit_activity=True, **resets)
     config = algorithms.default_config(study.algo, study.env_id)
     overrides = dict(study.learner_overrides)
     if any(field.name == "total_steps" for field in dataclasses.fields(config)):  # PPO anneals over it

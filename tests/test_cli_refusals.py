@@ -225,6 +225,14 @@ SWEEP = ["sweep", "ppo", "--env", "gymnax/CartPole-v1", "--grid", "learning_rate
      ["invalid sac.least.start_steps=1000: expected the default 5000 unless early_stop='least'"]),
     (["train", "td3", "--env", "gymnax/Pendulum-v1", "--least.patience", "3", "--least.noise-cap", "0.1"],
      ["td3.least.noise_cap=0.1", "td3.least.patience=3"]),
+    (["train", "sac", "--env", "gymnax/Pendulum-v1", "--churn", "cchain", "--churn-kappa", "0.1"],
+     ["invalid sac.churn.kappa=0.1: expected the default 0.05", "fixed weights"]),
+    (["train", "td3", "--env", "gymnax/Pendulum-v1", "--churn-value-coefficient", "0.3"],
+     ["invalid td3.churn.value_coefficient=0.3", "unless method='cchain'"]),
+    (["train", "dqn", "--churn-kappa", "0.1"], ["invalid dqn.churn.kappa=0.1: expected the default 0.01"]),
+    (["train", "ppo", "--reset-period", "10"], ["invalid ppo.plasticity.period=10: expected the default 1000",
+                                                 "--plasticity redo|regrama"]),
+    (["train", "ppo", "--diagnostic-threshold", "0.2"], ["invalid ppo.plasticity.diagnostic_threshold=0.2"]),
     (["train", "ppo", "--state-dependent-std"], ["invalid ppo.state_dependent_std=True", "discrete action space"]),
     (["train", "ppo", "--env", "gymnax/Acrobot-v1", "--init-log-std", "-0.5"], ["invalid ppo.init_log_std=-0.5"]),
 ])
@@ -248,8 +256,11 @@ def test_unread_checks_accept_defaults_and_the_settings_that_read_them():
         refuse_unread_flags(defaults, defaults)
     sac = algorithms.default_config("sac", "gymnax/Pendulum-v1")
     refuse_unread_flags(dataclasses.replace(sac, early_stop="least", least=LeastConfig(start_steps=10)), sac)
-    dataclasses.replace(sac, churn=ChurnConfig(value_coefficient=0.3)).validate()  # CHAIN reads it
+    dataclasses.replace(sac, churn=ChurnConfig(method="cchain", value_coefficient=0.3)).validate()  # CHAIN reads it
     PlasticityConfig(method="regrama", score="kernel_grad").validate()
+    PlasticityConfig(method="redo", period=10, threshold=0.2, max_reset_fraction=0.5).validate()
+    PlasticityConfig(log_unit_activity=True, diagnostic_threshold=0.2).validate()
+    ChurnConfig(method="cchain", kappa=0.1, window=5).validate(chain_weights=False)  # C-CHAIN adapts
     ppo = dataclasses.replace(algorithms.default_config("ppo", "gymnax/Pendulum-v1"), state_dependent_std=True,
                               init_log_std=-1.0)
     make_ppo(ppo, make("gymnax/Pendulum-v1"))  # continuous actions read both

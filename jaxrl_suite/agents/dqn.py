@@ -160,7 +160,7 @@ class DQNConfig:
         require(0.0 < self.buffer_memory_fraction <= 1.0, owner, "buffer_memory_fraction",
                 self.buffer_memory_fraction, "a fraction in (0, 1]")
         self.plasticity.validate(f"{owner}.plasticity")
-        self.churn.validate(f"{owner}.churn", chain_weights=False)
+        self.churn.validate(f"{owner}.churn", chain_weights=False, defaults=type(self).__dataclass_fields__["churn"].default)
         return self
 
 

@@ -15,6 +15,9 @@ PLASTICITY_METHODS = ("none", "redo", "regrama")
 GRAMA_SCORES = ("activation_grad", "kernel_grad")
 CHURN_METHODS = ("none", "cchain")
 CHAIN_WEIGHTS = ("value_coefficient", "policy_coefficient")  # read by SAC/TD3 (CHAIN) only
+# C-CHAIN's adaptive coefficient, read by PPO and DQN only (SAC/TD3's CHAIN uses fixed weights).
+ADAPTIVE_FIELDS = ("initial_coefficient", "kappa", "window", "warmup", "adaptive", "min_coefficient")
+RESET_FIELDS = ("period", "threshold", "max_reset_fraction")
 # Thresholds of the papers: ReDo tau = 0.1 (its DQN setting); ReGraMa tau = 0 for plain MLPs.
 DEFAULT_THRESHOLDS = {"redo": 0.1, "regrama": 0.0}
 
@@ -71,6 +74,12 @@ class PlasticityConfig:
                 "a fraction in (0, 1]")
         require(self.diagnostic_threshold >= 0, owner, "diagnostic_threshold", self.diagnostic_threshold,
                 "a float >= 0")
+        if not self.enabled:
+            require_defaults(self, RESET_FIELDS, owner,
+                             "unless method is 'redo' or 'regrama' (reset settings act only with --plasticity redo|regrama)")
+        if not self.captures_units:
+            require_defaults(self, ("diagnostic_threshold",), owner,
+                             "unless a reset method or log_unit_activity is on (nothing is logged otherwise)")
         return self
 
 
@@ -102,14 +111,25 @@ class ChurnConfig:
     def enabled(self) -> bool:
         return self.method != "none"
 
-    def validate(self, owner: str = "churn", chain_weights: bool = True) -> ChurnConfig:
-        """chain_weights=False (PPO, DQN: C-CHAIN only) refuses value_coefficient and
-        policy_coefficient other than their defaults: only SAC/TD3's CHAIN reads them."""
+    def validate(self, owner: str = "churn", chain_weights: bool = True,
+                 defaults: ChurnConfig | None = None) -> ChurnConfig:
+        """Refuses fields nothing reads, judged against `defaults` (the owner's default churn, the
+        class defaults unless given): every field but method when method is none; with
+        chain_weights=False (PPO, DQN: C-CHAIN's adaptive coefficient) value_coefficient and
+        policy_coefficient; with chain_weights=True (SAC/TD3: CHAIN's fixed weights) the adaptive ones."""
         require(self.method in CHURN_METHODS, owner, "method", self.method, f"one of {CHURN_METHODS}")
-        if not chain_weights:
-            require_defaults(self, CHAIN_WEIGHTS, owner, "(only SAC/TD3's CHAIN reads these weights; PPO and DQN run C-CHAIN)")
         for name in ("initial_coefficient", "kappa", "min_coefficient", "value_coefficient", "policy_coefficient"):
             require(getattr(self, name) >= 0, owner, name, getattr(self, name), "a float >= 0")
         require(isinstance(self.window, int) and self.window >= 1, owner, "window", self.window, "an integer >= 1")
         require(isinstance(self.warmup, int) and self.warmup >= 0, owner, "warmup", self.warmup, "an integer >= 0")
+        if not self.enabled:
+            require_defaults(self, ADAPTIVE_FIELDS + CHAIN_WEIGHTS, owner,
+                             "unless method='cchain' (--churn-* settings act only with --churn cchain)", defaults)
+        elif chain_weights:
+            require_defaults(self, ADAPTIVE_FIELDS, owner,
+                             "(SAC/TD3's CHAIN uses the fixed weights value_coefficient and policy_coefficient; "
+                             "the adaptive coefficient is PPO's and DQN's C-CHAIN)", defaults)
+        else:
+            require_defaults(self, CHAIN_WEIGHTS, owner,
+                             "(only SAC/TD3's CHAIN reads these weights; PPO and DQN run C-CHAIN)", defaults)
         return self
