@@ -4,7 +4,7 @@ one program, scored by how many seeds reach the solved return (jaxrl_suite.refer
 Writes one JSON per task and variant to docs/results/seed_robustness/ (per-seed returns, solved
 count with a Wilson interval, mean with a t-interval, the machine) and reuses finished runs.
 Run: python experiments/seed_robustness.py [--tasks ppo-gymnax-CartPole-v1,...] [--num-seeds N]
-     [--set FIELD=VALUE ...] [--tag NAME] [--out runs/seed_robustness] | --report
+     [--set FIELD=VALUE ...] [--total-steps N] [--tag NAME] [--out runs/seed_robustness] | --report
 A tag alone names a variant run under other conditions (e.g. XLA_FLAGS=--xla_cpu_max_isa=AVX2).
 """
 
@@ -111,19 +111,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-seeds", type=int, default=0, help="seeds per task (0: the task's own count)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="learner config field to change from the default (a tuning variant)")
+    parser.add_argument("--total-steps", type=int, default=0,
+                        help="env steps per seed (0: the task's own budget; another budget is a variant)")
     parser.add_argument("--tag", default="", help="variant name (required with --set)")
     parser.add_argument("--out", default="runs/seed_robustness", help="run directories (resumable)")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON results go")
     parser.add_argument("--report", action="store_true", help="only regenerate summary.md and per_seed.png")
     args = parser.parse_args(argv)
     if args.report:
-        if args.set or args.tag or args.num_seeds or args.tasks != parser.get_default("tasks"):
-            parser.error("--report only regenerates the summary: it takes no --tasks, --set, --tag or --num-seeds")
+        if args.set or args.tag or args.num_seeds or args.total_steps or args.tasks != parser.get_default("tasks"):
+            parser.error("--report only regenerates the summary: it takes no --tasks, --set, --total-steps, --tag "
+                         "or --num-seeds")
         print(write_summary(pathlib.Path(args.results)))
         return
     tasks = [reference_task(name.strip()) for name in args.tasks.split(",") if name.strip()]
-    if args.set and not args.tag:
-        parser.error("--set changes the config: name the variant with --tag")
+    if (args.set or args.total_steps) and not args.tag:
+        parser.error("--set and --total-steps change the task: name the variant with --tag")
+    if args.total_steps < 0:
+        parser.error(f"--total-steps={args.total_steps}: expected 0 (the task's own budget) or a positive count")
+    if args.total_steps:
+        tasks = [dataclasses.replace(task, total_steps=args.total_steps) for task in tasks]
     if args.num_seeds < 0:
         parser.error(f"--num-seeds={args.num_seeds}: expected 0 (the task's own count) or a positive count")
     for task in tasks:  # bad settings fail here, before anything compiles

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import re
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -73,7 +74,8 @@ class TracedHyperparameterLearner:
 
 
 def parse_grid(entries: Sequence[str], config: Any) -> dict[str, list[Any]]:
-    """["num_envs=8,64", "learning_rate=1e-3,3e-4"] -> {field: [typed values]}; clear errors."""
+    """["num_envs=8,64", "learning_rate=1e-3,3e-4"] -> {field: [typed values]}; clear errors.
+    Tuple fields take JSON lists, whose commas do not split values: "hidden_sizes=[64,64],[256,256]"."""
     fields = {f.name: f for f in dataclasses.fields(config)}
     grid: dict[str, list[Any]] = {}
     for entry in entries:
@@ -86,7 +88,7 @@ def parse_grid(entries: Sequence[str], config: Any) -> dict[str, list[Any]]:
                              f"{', '.join(sorted(fields))}")
         kind = type(getattr(config, name))
         try:
-            grid[name] = [parse_field_value(raw.strip(), kind) for raw in values.split(",")]
+            grid[name] = [parse_field_value(raw.strip(), kind) for raw in re.split(r",(?![^\[]*\])", values)]
         except ValueError as error:
             raise ValueError(f"grid field {name}: cannot read {values!r} as {kind.__name__} ({error})") from None
     return grid
@@ -99,7 +101,10 @@ def parse_field_value(raw: str, kind: type) -> Any:
         if raw.lower() not in ("true", "false"):
             raise ValueError("expected true or false")
         return raw.lower() == "true"
-    return kind(raw) if kind in (int, float, str) else json.loads(raw)
+    if kind in (int, float, str):
+        return kind(raw)
+    value = json.loads(raw)
+    return tuple(value) if kind is tuple and isinstance(value, list) else value
 
 
 @dataclasses.dataclass(frozen=True)

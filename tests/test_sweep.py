@@ -20,6 +20,7 @@ def test_parse_grid_types_and_errors():
     config = default_config("ppo", "gymnax/CartPole-v1")
     grid = parse_grid(["num_envs=4,8", "learning-rate=1e-3,3e-4", "anneal_lr=true,false"], config)
     assert grid == {"num_envs": [4, 8], "learning_rate": [1e-3, 3e-4], "anneal_lr": [True, False]}
+    assert parse_grid(["hidden_sizes=[64,64],[8]"], config) == {"hidden_sizes": [(64, 64), (8,)]}
     with pytest.raises(ValueError, match="not a field of PPOConfig"):
         parse_grid(["num_env=4"], config)
     with pytest.raises(ValueError, match="cannot read"):

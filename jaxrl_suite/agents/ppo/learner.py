@@ -1,4 +1,5 @@
-"""Proximal Policy Optimization with vmapped parallel actors, as one pure `update` per iteration.
+"""The PPO learner: vmapped parallel actors, GAE and clipped minibatch epochs, as one pure
+`update` per iteration.
 
 Schulman et al. 2017 (arXiv 1707.06347), with the details of Andrychowicz et al. 2021 and the
 parallel-actor study arXiv 2506.03404.
@@ -15,8 +16,7 @@ Data flow of `update` (one PPO iteration for one seed):
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import chex
 import jax
@@ -38,17 +38,22 @@ from jaxrl_suite.agents.normalizer import (
     update_return_scaler,
     update_running_mean_std,
 )
+from jaxrl_suite.agents.ppo.config import PPOConfig
+from jaxrl_suite.agents.ppo.losses import (
+    clip_by_global_norm,
+    clipped_surrogate_loss,
+    explained_variance,
+    standardize,
+    value_loss,
+)
 from jaxrl_suite.envs.core import Env, State
-from jaxrl_suite.envs.registry import make_raw
 from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.masked_map import gathered_map_where
-from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES, ActorCritic, env_action, squashed_gaussian_entropy
+from jaxrl_suite.networks import ActorCritic, env_action, squashed_gaussian_entropy
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
     PROBE_SIZE,
-    ChurnConfig,
     ChurnState,
-    PlasticityConfig,
     UnitPlasticity,
     churn_categorical_kl,
     churn_mse,
@@ -59,197 +64,6 @@ from jaxrl_suite.plasticity import (
     restart_on_task_switch,
 )
 from jaxrl_suite.runner.config import require, require_defaults
-
-
-@dataclasses.dataclass(frozen=True)
-class PPOConfig:
-    """PPO hyperparameters; the defaults are PureJaxRL's CartPole settings (see default_config)."""
-
-    num_envs: int = 4
-    """Parallel environments per seed (vmapped; split over devices when a mesh is given)."""
-    rollout_length: int = 128
-    """Env steps each environment takes per update; one batch is num_envs * rollout_length."""
-    total_steps: int = 500_000
-    """Env steps per seed the run is planned for: the horizon of learning-rate annealing."""
-    num_epochs: int = 4
-    """Passes over each batch."""
-    num_minibatches: int = 4
-    """Minibatches per epoch; must divide num_envs * rollout_length."""
-    learning_rate: float = 2.5e-4
-    """Adam step size (the starting value when annealed)."""
-    anneal_lr: bool = True
-    """Decay the learning rate linearly to 0 over total_steps."""
-    adam_eps: float = 1e-5
-    """Adam epsilon."""
-    max_grad_norm: float | None = 0.5
-    """Clip gradients to this global norm (None: no clipping)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """GAE lambda: 0 is one-step TD, 1 is Monte Carlo."""
-    clip_eps: float = 0.2
-    """PPO ratio clipping: the surrogate ignores ratios outside [1 - clip_eps, 1 + clip_eps]."""
-    value_clip_eps: float | None = None
-    """Clip value predictions to old value +- this (None: unclipped value loss)."""
-    entropy_coef: float = 0.01
-    """Weight of the entropy bonus."""
-    value_coef: float = 0.5
-    """Weight of the value loss."""
-    normalize_advantages: bool = True
-    """Standardize advantages within each minibatch."""
-    target_kl: float | None = None
-    """Stop the iteration's remaining minibatch updates once approx KL exceeds this (None: never)."""
-    normalize_observations: bool = False
-    """Normalize observations by running mean and std (statistics live in the TrainState)."""
-    reward_scale: float = 1.0
-    """Multiply rewards by this before learning (evaluation returns stay unscaled)."""
-    normalize_rewards: bool = False
-    """Divide rewards by the running std of the discounted return."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Widths of the MLP trunk (the actor's, when the critic has its own sizes)."""
-    critic_hidden_sizes: tuple[int, ...] | None = None
-    """Widths of the critic's MLP trunk (None: same as hidden_sizes); needs shared_trunk=False."""
-    activation: str = "tanh"
-    """Trunk activation: tanh, relu, elu, gelu or silu."""
-    layer_norm: bool = False
-    """LayerNorm after each hidden Dense layer."""
-    residual: bool = False
-    """Residual connections between hidden layers of equal width."""
-    shared_trunk: bool = False
-    """One trunk for actor and critic (False: separate trunks)."""
-    conv_channels: tuple[int, ...] = ()
-    """Channels of 3x3 conv layers before the MLP, for image observations (empty: no conv)."""
-    conv_input_shape: tuple[int, ...] = ()
-    """[height, width, channels] to reshape flat observations to before the conv (-1 infers one; empty: as given)."""
-    action_squash: Literal["clip", "tanh", "none"] = "clip"
-    """Continuous actions: clip the Gaussian sample to the bounds, or tanh-squash it onto them
-    ("tanh" on a discrete action space is refused when the learner is built)."""
-    state_dependent_std: bool = False
-    """Continuous actions: Gaussian std from the network (False: one learned vector)."""
-    init_log_std: float = 0.0
-    """Continuous actions: initial log std of the Gaussian policy."""
-    squashed_entropy: bool = False
-    """With action_squash="tanh": the entropy bonus is that of the squashed action (as in
-    brax.training), which falls when actions saturate; False: the raw Gaussian's entropy."""
-    num_eval_envs: int = 16
-    """Environments (one episode each) in every evaluation of the deterministic policy."""
-    eval_max_steps: int = 1000
-    """Evaluation episode length cap, used when the env has no time limit of its own."""
-    plasticity: PlasticityConfig = PlasticityConfig()
-    """ReDo / ReGraMa resets (period counts PPO iterations) and unit diagnostics."""
-    churn: ChurnConfig = ChurnConfig()
-    """C-CHAIN: policy churn on a reshuffled minibatch (Gaussian mean MSE, or KL for discrete actions)."""
-
-    def __post_init__(self):  # rebuilt from config.json
-        if isinstance(self.plasticity, dict):
-            object.__setattr__(self, "plasticity", PlasticityConfig(**self.plasticity))
-        if isinstance(self.churn, dict):
-            object.__setattr__(self, "churn", ChurnConfig(**self.churn))
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.rollout_length
-
-    @property
-    def minibatch_size(self) -> int:
-        return self.batch_size // self.num_minibatches
-
-    @property
-    def num_updates(self) -> int:
-        """PPO iterations in total_steps (at least 1): the annealing horizon."""
-        return max(1, self.total_steps // self.batch_size)
-
-    def validate(self) -> PPOConfig:
-        """Raises ValueError naming the first invalid field, its value and what is valid."""
-
-        def check(ok: bool, field: str, valid: str) -> None:
-            require(ok, "ppo", field, getattr(self, field), valid)
-
-        def positive_ints(values: tuple[int, ...]) -> bool:
-            return all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
-
-        for field in ("num_envs", "rollout_length", "total_steps", "num_epochs", "num_minibatches",
-                      "num_eval_envs", "eval_max_steps"):
-            check(positive_ints((getattr(self, field),)), field, "an integer >= 1")
-        check(self.batch_size % self.num_minibatches == 0, "num_minibatches",
-              f"a divisor of num_envs * rollout_length = {self.batch_size}")
-        for field in ("learning_rate", "adam_eps", "clip_eps", "reward_scale"):
-            check(getattr(self, field) > 0, field, "a number > 0")
-        for field in ("entropy_coef", "value_coef"):
-            check(getattr(self, field) >= 0, field, "a number >= 0")
-        for field in ("max_grad_norm", "value_clip_eps", "target_kl"):
-            check(getattr(self, field) is None or getattr(self, field) > 0, field, "a number > 0, or None to disable")
-        check(0.0 < self.gamma <= 1.0, "gamma", "a discount in (0, 1]")
-        check(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", "a number in [0, 1]")
-        check(positive_ints(self.hidden_sizes), "hidden_sizes", "a tuple of positive integers")
-        check(positive_ints(self.conv_channels), "conv_channels", "a tuple of positive integers (empty: no conv)")
-        if self.conv_input_shape:
-            check(len(self.conv_input_shape) == 3 and bool(self.conv_channels)
-                  and all(isinstance(d, int) and (d >= 1 or d == -1) for d in self.conv_input_shape)
-                  and list(self.conv_input_shape).count(-1) <= 1,
-                  "conv_input_shape", "empty, or (height, width, channels) of positive ints with at most one -1, "
-                  "together with conv_channels")
-        if self.critic_hidden_sizes is not None:
-            check(not self.shared_trunk, "critic_hidden_sizes", "None when shared_trunk=True")
-            check(positive_ints(self.critic_hidden_sizes), "critic_hidden_sizes",
-                  "a tuple of positive integers, or None")
-        check(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
-        check(self.action_squash in SQUASH_MODES, "action_squash", f"one of {list(SQUASH_MODES)}")
-        check(not self.squashed_entropy or self.action_squash == "tanh", "squashed_entropy",
-              'False unless action_squash="tanh"')
-        self.plasticity.validate("ppo.plasticity")
-        self.churn.validate("ppo.churn", chain_weights=False)
-        return self
-
-
-MINATAR_DEFAULTS = dict(
-    num_envs=64, rollout_length=128, num_minibatches=8, learning_rate=5e-4, total_steps=10_000_000,
-    conv_channels=(16,), conv_input_shape=(10, 10, -1), hidden_sizes=(128,), activation="relu",
-)
-CONTINUOUS_CONTROL_DEFAULTS = dict(
-    num_envs=16, rollout_length=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
-    total_steps=500_000, gamma=0.95, entropy_coef=0.0, normalize_observations=True,
-    normalize_rewards=True, init_log_std=-0.5,
-)
-# The physics families follow brax/Playground's PPO recipes: many envs, obs normalization,
-# a small tanh-Gaussian actor with a wide critic, and no gradient clipping: with reward scale 10
-# the value gradient is large, and a joint global-norm clip shrinks the policy's share of it
-# below adam_eps (1e-5), which then shrinks the policy's Adam steps too (docs/benchmarks.md).
-PHYSICS_DEFAULTS = dict(
-    num_epochs=4, learning_rate=1e-3, anneal_lr=False, max_grad_norm=None, gamma=0.995,
-    entropy_coef=1e-2, normalize_observations=True, reward_scale=10.0, hidden_sizes=(32, 32, 32, 32),
-    critic_hidden_sizes=(256, 256, 256, 256, 256), activation="silu", action_squash="tanh",
-    state_dependent_std=True, num_eval_envs=16,
-)
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gymnax": dict(learning_rate=5e-4),
-    "dmc": dict(PHYSICS_DEFAULTS, num_envs=256, rollout_length=32, num_minibatches=8,
-                total_steps=10_000_000),
-    "brax": dict(PHYSICS_DEFAULTS, num_envs=1024, rollout_length=16, num_minibatches=32,
-                 learning_rate=3e-4, gamma=0.97, total_steps=50_000_000),
-}
-
-
-def default_config(env_id: str, **overrides: Any) -> PPOConfig:
-    """Per-family defaults so that `--env` alone trains well; `overrides` replace fields.
-
-    gymnax discrete control: PureJaxRL's CartPole settings, 4 envs x 128 steps, with lr 5e-4
-        (CartPole, 500k steps, `jaxrl train ppo --num-seeds 12 --seed 0|12|24`: eval return
-        >= 475 on 34 of 36 seeds, the other two 449.5 and 439.8; with jax.random.permutation's
-        shuffles PureJaxRL's 2.5e-4 had left seed 3 of seeds 0-5 at 421.9).
-    gymnax continuous control (Pendulum, MountainCarContinuous): normalized obs and rewards,
-        gamma 0.95, 10 epochs.
-    gymnax MinAtar: 3x3 conv torso with 16 channels and a 128-unit layer, 64 envs.
-    dmc / brax: brax-style recipes (obs normalization, reward scale 10, tanh-Gaussian policy).
-    """
-    family, _, name = env_id.partition("/")
-    if family == "gymnax" and name.endswith("MinAtar"):
-        fields = MINATAR_DEFAULTS
-    elif family == "gymnax" and isinstance(make_raw(env_id).action_space, Box):
-        fields = CONTINUOUS_CONTROL_DEFAULTS
-    else:
-        fields = FAMILY_DEFAULTS.get(family, {})
-    return dataclasses.replace(PPOConfig(**fields), **overrides)
 
 
 @struct.dataclass
@@ -311,51 +125,6 @@ class Batch:
     target_return: jax.Array
 
 
-def clipped_surrogate_loss(ratio: jax.Array, advantage: jax.Array, clip_eps: float) -> jax.Array:
-    """-E[min(r A, clip(r, 1 - eps, 1 + eps) A)] over ratio, advantage [B] -> []."""
-    chex.assert_equal_shape([ratio, advantage])
-    unclipped = ratio * advantage
-    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage
-    return -jnp.minimum(unclipped, clipped).mean()
-
-
-def value_loss(
-    value: jax.Array, old_value: jax.Array, target_return: jax.Array, clip_eps: float | None
-) -> jax.Array:
-    """0.5 E[(V - R)^2]; with clip_eps, 0.5 E[max((V - R)^2, (V_old + clip(V - V_old) - R)^2)].
-
-    value, old_value, target_return: [B] -> [].
-    """
-    chex.assert_equal_shape([value, old_value, target_return])
-    squared_error = jnp.square(value - target_return)
-    if clip_eps is not None:
-        clipped_value = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
-        squared_error = jnp.maximum(squared_error, jnp.square(clipped_value - target_return))
-    return 0.5 * squared_error.mean()
-
-
-def standardize(x: jax.Array, epsilon: float = 1e-8) -> jax.Array:
-    """(x - mean) / (std + eps) over all of x."""
-    return (x - x.mean()) / (x.std() + epsilon)
-
-
-def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
-    """optax.clip_by_global_norm with the norm from `global_norm` and one scalar factor.
-
-    Same result (up to rounding) and same state (optax.EmptyState): updates are scaled by
-    max_norm / norm when norm >= max_norm. The per-leaf work is then a multiply by a scalar,
-    which fuses into Adam's elementwise moment updates, instead of a divide and a select per leaf.
-    """
-
-    def update(updates, state, params=None):
-        del params
-        norm = global_norm(updates)
-        scale = jnp.where(norm < max_norm, 1.0, max_norm / norm)
-        return jax.tree.map(lambda u: u * scale.astype(u.dtype), updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
 def bootstrap_values(trajectory: Trajectory) -> jax.Array:
     """V(s'_t) [T, num_envs] for GAE: the trajectory's bootstrap_value at truncated steps and at
     the last step; elsewhere the episode went on, so s'_t is the next step's state, whose value
@@ -365,10 +134,6 @@ def bootstrap_values(trajectory: Trajectory) -> jax.Array:
     return jnp.where(truncated, trajectory.bootstrap_value, following)
 
 
-def explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:
-    """1 - Var[target - prediction] / Var[target] (NaN-free: 0 when the target is constant)."""
-    target_variance = target.var()
-    return jnp.where(target_variance > 0, 1.0 - (target - prediction).var() / target_variance, 0.0)
 
 
 class PPO:
