@@ -28,6 +28,7 @@ from jax.sharding import Mesh
 
 from jaxrl_suite.agents.episodes import completed_episode_sums, evaluate_policy
 from jaxrl_suite.agents.off_policy import apply_gradients, bootstrap_target, polyak_update
+from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Discrete
 from jaxrl_suite.networks import ACTIVATIONS, Trunk, orthogonal_dense
@@ -55,6 +56,7 @@ from jaxrl_suite.replay import (
     sample_batch,
 )
 from jaxrl_suite.runner.config import require
+from jaxrl_suite.runner.learner import reduce_stacked_metrics
 
 TD_LOSSES = ("huber", "mse")
 
@@ -315,8 +317,7 @@ class DQN:
         """A fresh TrainState for one seed from a raw uint32[2] key."""
         chex.assert_shape(key, (2,))
         network_key, env_key, rng = jax.random.split(key, 3)
-        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
-        env_state = jax.tree.map(lambda leaf: jnp.asarray(leaf, leaf.dtype), env_state)  # no weak types
+        env_state = reset_envs(self.env, env_key, self.config.num_envs)
         params = self.init_network(network_key)
         example = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.example_transition())
         return DQNTrainState(
@@ -341,14 +342,8 @@ class DQN:
         epsilon = epsilon_at(config, state.env_steps)
         action = self.epsilon_greedy(params, env_state.obs, epsilon, act_key)
         next_env_state = shard_along(jax.vmap(self.env.step)(env_state, action), self.mesh, 0)
-        transition = Transition(
-            obs=env_state.obs.astype(jnp.float32),
-            action=action,
-            reward=next_env_state.reward,
-            next_obs=next_env_state.info["final_obs"].astype(jnp.float32),
-            terminated=next_env_state.terminated,
-            truncated=next_env_state.truncated,
-        )
+        transition = step_transition(env_state.obs.astype(jnp.float32), action, next_env_state)
+        transition = transition.replace(next_obs=transition.next_obs.astype(jnp.float32))
         replay = add_batch(state.replay, transition)
         env_steps = state.env_steps + config.num_envs
         learner_state = state.replace(replay=replay, env_steps=env_steps, params=params)
@@ -402,15 +397,9 @@ class DQN:
             state, stacked = jax.lax.scan(
                 self.gradient_step, state, jax.random.split(key, config.gradient_steps_per_update)
             )
-            return state, {name: values.sum() if name.endswith("_sum") else values.mean()
-                           for name, values in stacked.items()}
+            return state, reduce_stacked_metrics(stacked)
 
-        metric_shapes = jax.eval_shape(learn_steps, state)[1]
-
-        def skip(state: DQNTrainState):
-            return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
-
-        return jax.lax.cond(state.env_steps >= config.learning_starts, learn_steps, skip, state)
+        return learn_once_started(state.env_steps >= config.learning_starts, learn_steps, state)
 
     def gradient_step(self, state: DQNTrainState, key: jax.Array) -> tuple[DQNTrainState, dict[str, jax.Array]]:
         """One Double-DQN step (+ churn term, resets and target update when due)."""

@@ -30,6 +30,7 @@ from jaxrl_suite.agents.normalizer import (
     normalize,
     update_running_mean_std,
 )
+from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.early_stop import (
     LeastConfig,
     LeastState,
@@ -305,10 +306,7 @@ class OffPolicyLearner:
         config = self.config
         rng, agent_key, env_key = jax.random.split(key, 3)
         example = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.example_transition())
-        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, config.num_envs))
-        # Some backends return weakly typed leaves on reset that `step` makes strong; a state
-        # whose types change after the first chunk would make the runner compile it twice.
-        env_state = jax.tree.map(lambda leaf: jnp.asarray(leaf, leaf.dtype), env_state)
+        env_state = reset_envs(self.env, env_key, config.num_envs)
         least = init_least(config.least, config.num_envs, self.max_episode_steps) if self.use_least else None
         return OffPolicyTrainState(
             agent=self.agent.init(agent_key),
@@ -366,14 +364,7 @@ class OffPolicyLearner:
         else:
             next_env_state = jax.vmap(self.env.step)(env_state, action)
         next_env_state = shard_along(next_env_state, self.mesh, 0)
-        transition = Transition(
-            obs=obs,
-            action=action,
-            reward=next_env_state.reward,
-            next_obs=next_env_state.info["final_obs"],
-            terminated=next_env_state.terminated,
-            truncated=next_env_state.truncated,
-        )
+        transition = step_transition(obs, action, next_env_state)
         replay = add_batch(state.replay, transition)
         obs_stats = update_running_mean_std(state.obs_stats, obs) if config.normalize_observations else state.obs_stats
         env_steps = state.env_steps + config.num_envs
@@ -460,12 +451,7 @@ class OffPolicyLearner:
             params, stacked = jax.lax.scan(one_step, params, (steps, jax.random.split(key, config.utd_ratio)))
             return replicate(params, self.mesh), reduce_stacked_metrics(stacked)
 
-        metric_shapes = jax.eval_shape(gradient_steps_fn, agent_params)[1]
-
-        def skip(params):
-            return params, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
-
-        return jax.lax.cond(env_steps >= config.learning_starts, gradient_steps_fn, skip, agent_params)
+        return learn_once_started(env_steps >= config.learning_starts, gradient_steps_fn, agent_params)
 
     def evaluate(self, state: OffPolicyTrainState, key: jax.Array) -> dict[str, jax.Array]:
         """The deterministic policy for one episode on each of num_eval_envs fresh envs; with
