@@ -149,6 +149,28 @@ class OffPolicyConfig:
         return self
 
 
+# Per-family defaults of SAC and TD3: gymnax (Pendulum-sized tasks) 4 envs x UTD 4 with lr 1e-3;
+# dmc/brax Playground's tuned brax SAC recipe (mujoco_playground.config.dm_control_suite_params):
+# 128 envs, batch 512, UTD 8, LayerNorm critics, observation normalization.
+GYMNAX_DEFAULTS = dict(num_envs=4, utd_ratio=4, buffer_size=100_000, learning_starts=1_000,
+                       actor_learning_rate=1e-3, critic_learning_rate=1e-3)
+PHYSICS_DEFAULTS = dict(num_envs=128, batch_size=512, utd_ratio=8, buffer_size=1_048_576, learning_starts=8_192,
+                        actor_learning_rate=1e-3, critic_learning_rate=1e-3, critic_layer_norm=True,
+                        normalize_observations=True)
+FAMILY_DEFAULTS: dict[str, tuple[dict[str, Any], int]] = {  # (fields, LEAST's start_steps)
+    "gymnax": (GYMNAX_DEFAULTS, 5_000), "dmc": (PHYSICS_DEFAULTS, 500_000), "brax": (PHYSICS_DEFAULTS, 500_000),
+}
+
+
+def family_defaults(env_id: str, least_noise_cap: float, **algorithm_fields: Any) -> dict[str, Any]:
+    """The shared fields of env_id's family, with `algorithm_fields` and LEAST's noise cap added
+    ({} for a family without defaults: the config's class defaults)."""
+    if env_id.partition("/")[0] not in FAMILY_DEFAULTS:
+        return {}
+    fields, least_start = FAMILY_DEFAULTS[env_id.partition("/")[0]]
+    return dict(fields, **algorithm_fields, least=LeastConfig(start_steps=least_start, noise_cap=least_noise_cap))
+
+
 class OffPolicyAgent(Protocol):
     """The algorithm-specific half of an off-policy learner (see SACAgent, TD3Agent).
 

@@ -20,13 +20,14 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
+from jaxrl_suite.agents.critic_step import critic_step
 from jaxrl_suite.agents.off_policy import (
     OffPolicyConfig,
     OffPolicyLearner,
     action_dim,
     apply_gradients,
     bootstrap_target,
-    critic_regression_loss,
+    family_defaults,
     make_optimizer,
     observation_dim,
     polyak_update,
@@ -39,10 +40,9 @@ from jaxrl_suite.agents.off_policy_units import (
     reset_keys,
     score_and_reset,
 )
-from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, TanhGaussianActor, sample_tanh_gaussian
-from jaxrl_suite.plasticity import chain_policy_coefficient, chain_value_churn, churn_gaussian_kl
+from jaxrl_suite.plasticity import chain_policy_coefficient, churn_gaussian_kl
 from jaxrl_suite.replay import Transition
 from jaxrl_suite.runner.config import require
 
@@ -70,25 +70,11 @@ class SACConfig(OffPolicyConfig):
         return self
 
 
-GYMNAX_DEFAULTS = dict(
-    num_envs=4, utd_ratio=4, buffer_size=100_000, learning_starts=1_000, actor_learning_rate=1e-3,
-    critic_learning_rate=1e-3, temperature_learning_rate=1e-3, least=LeastConfig(start_steps=5_000, noise_cap=0.2),
-)
-# Playground's tuned brax SAC recipe for DMC (mujoco_playground.config.dm_control_suite_params).
-PHYSICS_DEFAULTS = dict(
-    num_envs=128, batch_size=512, utd_ratio=8, buffer_size=1_048_576, learning_starts=8_192,
-    actor_learning_rate=1e-3, critic_learning_rate=1e-3, temperature_learning_rate=1e-3, critic_layer_norm=True,
-    normalize_observations=True, least=LeastConfig(start_steps=500_000, noise_cap=0.2),
-)
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {"gymnax": GYMNAX_DEFAULTS, "dmc": PHYSICS_DEFAULTS,
-                                              "brax": PHYSICS_DEFAULTS}
-
-
 def default_config(env_id: str, **overrides: Any) -> SACConfig:
     """Per-family defaults: gymnax (Pendulum-sized tasks) 4 envs x UTD 4 with lr 1e-3; dmc/brax
     Playground's SAC recipe (128 envs, batch 512, UTD 8, LayerNorm critics, obs normalization)."""
-    family = env_id.partition("/")[0]
-    return dataclasses.replace(SACConfig(**FAMILY_DEFAULTS.get(family, {})), **overrides)
+    fields = family_defaults(env_id, least_noise_cap=0.2, temperature_learning_rate=1e-3)
+    return dataclasses.replace(SACConfig(**fields), **overrides)
 
 
 # ---------------------------------------------------------------------------- losses
@@ -209,21 +195,8 @@ class SACAgent:
         churn = self.config.churn
         units = self.units
 
-        def critic_loss_fn(critic_params, perturbations):
-            q, capture = units.critic.apply(critic_params, perturbations, batch.obs, batch.action)
-            value_churn = jnp.zeros(())
-            if reference_batch is not None:
-                value_churn = chain_value_churn(
-                    self.critic.apply(critic_params, reference_batch.obs, reference_batch.action),
-                    self.critic.apply(params.churn_reference[1], reference_batch.obs, reference_batch.action),
-                )
-            return critic_regression_loss(q, target) + churn.value_coefficient * value_churn, (q, value_churn, capture)
-
-        (critic_loss, (q, value_churn, critic_capture)), (critic_grads, critic_perturbation_grads) = jax.value_and_grad(
-            critic_loss_fn, argnums=(0, 1), has_aux=True
-        )(params.critic, units.critic.perturbations(params.critic, batch.obs, batch.action))
-        critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
-                                                   critic_grads)
+        step_critic = critic_step(self, params, batch, target, reference_batch)
+        critic, critic_opt_state, q = step_critic.critic, step_critic.opt_state, step_critic.q
         alpha = jnp.exp(params.log_alpha)
         actor_critic = critic if self.config.actor_on_updated_critic else params.critic
 
@@ -252,8 +225,9 @@ class SACAgent:
         critic_reset_key, actor_reset_key = reset_keys(key)
         critic, critic_opt_state, target_critic, critic_ratios, critic_resets = score_and_reset(
             units.critic, CRITIC_PREFIX, critic, critic_opt_state,
-            polyak_update(params.target_critic, critic, self.config.tau), critic_capture, critic_perturbation_grads,
-            critic_grads, critic_reset_key, step + 1,
+            polyak_update(params.target_critic, critic, self.config.tau), step_critic.capture,
+            step_critic.perturbation_grads,
+            step_critic.grads, critic_reset_key, step + 1,
         )
         actor, actor_opt_state, _, actor_ratios, actor_resets = score_and_reset(
             units.actor, ACTOR_PREFIX, actor, actor_opt_state, None, actor_capture, actor_perturbation_grads,
@@ -265,15 +239,15 @@ class SACAgent:
             temperature_opt_state=temperature_opt_state,
             churn_reference=None if reference_batch is None else (params.actor, params.critic),
         )
-        churn_metrics = {} if reference_batch is None else {"value_churn": value_churn, "policy_churn": policy_churn}
+        churn_metrics = {} if reference_batch is None else {"value_churn": step_critic.value_churn, "policy_churn": policy_churn}
         metrics = {**churn_metrics, **critic_ratios, **critic_resets, **actor_ratios, **actor_resets,
-            "critic_loss": critic_loss,
+            "critic_loss": step_critic.loss,
             "actor_loss": actor_loss,
             "temperature_loss": alpha_loss,
             "alpha": alpha,
             "entropy": -log_prob.mean(),
             "q_mean": q.mean(),
-            "critic_grad_norm": optax.global_norm(critic_grads),
+            "critic_grad_norm": optax.global_norm(step_critic.grads),
             "actor_grad_norm": optax.global_norm(actor_grads),
         }
         return new_params, metrics

@@ -20,13 +20,14 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
+from jaxrl_suite.agents.critic_step import critic_step
 from jaxrl_suite.agents.off_policy import (
     OffPolicyConfig,
     OffPolicyLearner,
     action_dim,
     apply_gradients,
     bootstrap_target,
-    critic_regression_loss,
+    family_defaults,
     make_optimizer,
     observation_dim,
     polyak_update,
@@ -40,10 +41,9 @@ from jaxrl_suite.agents.off_policy_units import (
     reset_keys,
     score_and_reset,
 )
-from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, DeterministicActor
-from jaxrl_suite.plasticity import chain_policy_coefficient, chain_value_churn, churn_mse
+from jaxrl_suite.plasticity import chain_policy_coefficient, churn_mse
 from jaxrl_suite.replay import Transition
 from jaxrl_suite.runner.config import require
 
@@ -72,23 +72,9 @@ class TD3Config(OffPolicyConfig):
         return self
 
 
-GYMNAX_DEFAULTS = dict(
-    num_envs=4, utd_ratio=4, buffer_size=100_000, learning_starts=1_000, actor_learning_rate=1e-3,
-    critic_learning_rate=1e-3, least=LeastConfig(start_steps=5_000, noise_cap=0.3),
-)
-PHYSICS_DEFAULTS = dict(
-    num_envs=128, batch_size=512, utd_ratio=8, buffer_size=1_048_576, learning_starts=8_192,
-    actor_learning_rate=1e-3, critic_learning_rate=1e-3, critic_layer_norm=True, normalize_observations=True,
-    least=LeastConfig(start_steps=500_000, noise_cap=0.3),
-)
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {"gymnax": GYMNAX_DEFAULTS, "dmc": PHYSICS_DEFAULTS,
-                                              "brax": PHYSICS_DEFAULTS}
-
-
 def default_config(env_id: str, **overrides: Any) -> TD3Config:
     """Per-family defaults, matching SAC's (see sac.default_config) with TD3's own noise settings."""
-    family = env_id.partition("/")[0]
-    return dataclasses.replace(TD3Config(**FAMILY_DEFAULTS.get(family, {})), **overrides)
+    return dataclasses.replace(TD3Config(**family_defaults(env_id, least_noise_cap=0.3)), **overrides)
 
 
 def smoothed_target_action(target_action: jax.Array, key: jax.Array, noise_std: float,
@@ -187,22 +173,8 @@ class TD3Agent:
         target = self.critic_target(params, batch, key)
         critic_reset_key, actor_reset_key = reset_keys(key)
 
-        def critic_loss_fn(critic_params, perturbations):
-            q, capture = units.critic.apply(critic_params, perturbations, batch.obs, batch.action)
-            value_churn = jnp.zeros(())
-            if reference_batch is not None:
-                value_churn = chain_value_churn(
-                    self.critic.apply(critic_params, reference_batch.obs, reference_batch.action),
-                    self.critic.apply(params.churn_reference[1], reference_batch.obs, reference_batch.action),
-                )
-            return (critic_regression_loss(q, target) + config.churn.value_coefficient * value_churn,
-                    (q, value_churn, capture))
-
-        (critic_loss, (q, value_churn, critic_capture)), (critic_grads, critic_perturbation_grads) = jax.value_and_grad(
-            critic_loss_fn, argnums=(0, 1), has_aux=True
-        )(params.critic, units.critic.perturbations(params.critic, batch.obs, batch.action))
-        critic, critic_opt_state = apply_gradients(self.critic_optimizer, params.critic, params.critic_opt_state,
-                                                   critic_grads)
+        step_critic = critic_step(self, params, batch, target, reference_batch)
+        critic, critic_opt_state, q = step_critic.critic, step_critic.opt_state, step_critic.q
         if reference_batch is not None:
             params = params.replace(churn_reference=(params.churn_reference[0], params.critic))
         params = params.replace(critic=critic, critic_opt_state=critic_opt_state)
@@ -239,17 +211,17 @@ class TD3Agent:
         params, actor_loss, actor_resets = jax.lax.cond(step % config.policy_delay == 0, actor_and_targets,
                                                         critic_only, params)
         critic, critic_opt_state, target_critic, critic_ratios, critic_resets = score_and_reset(
-            units.critic, CRITIC_PREFIX, params.critic, params.critic_opt_state, params.target_critic, critic_capture,
-            critic_perturbation_grads, critic_grads, critic_reset_key, step + 1,
+            units.critic, CRITIC_PREFIX, params.critic, params.critic_opt_state, params.target_critic,
+            step_critic.capture, step_critic.perturbation_grads, step_critic.grads, critic_reset_key, step + 1,
         )
         params = params.replace(critic=critic, critic_opt_state=critic_opt_state, target_critic=target_critic)
         metrics = {
-            **({} if reference_batch is None else {"value_churn": value_churn}),
+            **({} if reference_batch is None else {"value_churn": step_critic.value_churn}),
             **critic_ratios, **critic_resets, **(params.actor_unit_metrics or {}), **actor_resets,
-            "critic_loss": critic_loss,
+            "critic_loss": step_critic.loss,
             "actor_loss": actor_loss,
             "q_mean": q.mean(),
-            "critic_grad_norm": optax.global_norm(critic_grads),
+            "critic_grad_norm": optax.global_norm(step_critic.grads),
         }
         return params, metrics
 
