@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn, seed_keys
-from jaxrl_suite.stats import failure_probability, summarize_seeds
+from jaxrl_suite.stats import failure_probability, min_solved_for, summarize_seeds
 
 
 def train_seeds(learner: Any, num_updates: int, first_seed: int, num_seeds: int,
@@ -40,3 +40,14 @@ def assert_solved(values: np.ndarray, threshold: float, min_solved: int, success
         f"{summary.describe()}: fewer than {min_solved} solved (a learner solving {success_rate:.3f} of "
         f"seeds fails this with probability {chance:.1e}); per seed {np.round(values, 1).tolist()}"
     )
+
+
+def assert_learner_solves(learner: Any, total_steps: int, num_seeds: int, threshold: float, success_rate: float,
+                          expected_min_solved: int) -> None:
+    """Seeds 0..num_seeds-1 of `learner`, trained for total_steps env steps each, solve on >=
+    min_solved_for(num_seeds, success_rate) seeds; that count is checked against the calling
+    test's docstring figure expected_min_solved."""
+    min_solved = min_solved_for(num_seeds, success_rate)
+    assert min_solved == expected_min_solved
+    _, evaluation = train_seeds(learner, total_steps // learner.env_steps_per_update, 0, num_seeds)
+    assert_solved(evaluation["eval_return"], threshold, min_solved, success_rate)

@@ -15,27 +15,25 @@ from jaxrl_suite.envs import make
 from jaxrl_suite.reference_tasks import solved_return
 from jaxrl_suite.runner import RunConfig, read_metrics, train
 from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
-from jaxrl_suite.stats import min_solved_for
-from tests.seeded_learning import assert_solved, train_seeds
+from tests.seeded_learning import assert_learner_solves
 
-CARTPOLE_SUCCESS_RATE = 0.893
-"""Lower end of the Wilson 95% interval of 62/64 seeds solved (>= 475 within 500k env steps)."""
+CARTPOLE_SUCCESS_RATE = 0.850
+"""Lowest lower end of the Wilson 95% intervals measured over three CPU code paths (>= 475 within
+500k env steps, 64 seeds each): native and AVX2 62/64 (0.893), SSE4_2 60/64 (0.850)."""
 
 
 def assert_default_solves(env_id: str, total_steps: int, num_seeds: int, success_rate: float,
                           expected_min_solved: int) -> None:
-    """The family default trained on seeds 0..num_seeds-1 solves on >= min_solved_for(num_seeds,
-    success_rate) seeds; that count is checked against the docstring's expected_min_solved."""
-    min_solved = min_solved_for(num_seeds, success_rate)
-    assert min_solved == expected_min_solved
+    """The family default trained on seeds 0..num_seeds-1 solves on >= expected_min_solved seeds."""
     config = default_config(env_id, total_steps=total_steps)
-    _, evaluation = train_seeds(make_ppo(config, make(env_id)), config.num_updates, 0, num_seeds)
-    assert_solved(evaluation["eval_return"], solved_return(env_id), min_solved, success_rate)
+    assert_learner_solves(make_ppo(config, make(env_id)), total_steps, num_seeds, solved_return(env_id),
+                          success_rate, expected_min_solved)
 
 
 def test_cartpole_solves_on_most_of_16_seeds():
-    """16 seeds, >= 10 must reach 475: P(Binomial(16, 0.893) < 10) = 7.6e-4 (stats.failure_probability)."""
-    assert_default_solves("gymnax/CartPole-v1", 500_000, 16, CARTPOLE_SUCCESS_RATE, 10)
+    """16 seeds, >= 8 must reach 475: P(Binomial(16, 0.850) < 8) = 1.6e-4 (stats.failure_probability);
+    8 is the largest count below 1e-3 (P(Binomial(16, 0.850) < 9) >= 1e-3)."""
+    assert_default_solves("gymnax/CartPole-v1", 500_000, 16, CARTPOLE_SUCCESS_RATE, 8)
 
 
 PENDULUM_SUCCESS_RATE = 0.893

@@ -23,6 +23,7 @@ from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs import make
 from jaxrl_suite.networks.off_policy_heads import tanh_gaussian_log_prob
 from jaxrl_suite.runner import RunConfig, read_metrics, scan_updates, train
+from tests.seeded_learning import assert_learner_solves
 
 PENDULUM = "gymnax/Pendulum-v1"
 TINY = dict(hidden_sizes=(16, 16), batch_size=32, buffer_size=96, learning_starts=64, num_eval_envs=2)
@@ -152,11 +153,14 @@ def test_resume_with_a_non_empty_buffer_is_bitwise_exact(tmp_path):
     assert strip(read_metrics(tmp_path / "cut")) == strip(read_metrics(tmp_path / "full"))
 
 
+SMALL_PENDULUM_SUCCESS_RATE = 0.893
+"""Lower end of the Wilson 95% interval of 32/32 seeds solved (>= -300 after 12k env steps with
+(64, 64) networks; experiments/seed_robustness.py --set 'hidden_sizes=[64,64]' --total-steps 12000)."""
+
+
 @pytest.mark.slow
-def test_sac_learns_pendulum_within_20k_steps(tmp_path):
-    config = default_config(PENDULUM, hidden_sizes=(64, 64))
-    run = RunConfig(total_steps=12_000, log_every=2_000, eval_every=6_000, progress=False, tensorboard=False)
-    result = train(make_sac(config, make(PENDULUM)), run, tmp_path, algo="sac", env_id=PENDULUM)
-    final = result.records[-1]
-    assert final["eval_return"] >= -300, final
-    assert final["episode_return"] >= -300, final
+def test_sac_solves_pendulum_on_most_of_8_seeds():
+    """8 seeds, 12k env steps, (64, 64) networks: >= 4 must reach -300: P(Binomial(8, 0.893) < 4)
+    = 5.9e-4 (stats.failure_probability), and 5 would give 6.4e-3."""
+    learner = make_sac(default_config(PENDULUM, hidden_sizes=(64, 64)), make(PENDULUM))
+    assert_learner_solves(learner, 12_000, 8, -300.0, SMALL_PENDULUM_SUCCESS_RATE, 4)

@@ -28,16 +28,16 @@ from jax.sharding import Mesh
 
 from jaxrl_suite.agents.episodes import completed_episode_sums, evaluate_policy
 from jaxrl_suite.agents.off_policy import apply_gradients, bootstrap_target, polyak_update
+from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Discrete
-from jaxrl_suite.networks import ACTIVATIONS, Trunk, orthogonal_dense
+from jaxrl_suite.networks import Trunk, orthogonal_dense
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
     PROBE_SIZE,
     ChurnConfig,
     ChurnState,
-    PlasticityConfig,
     UnitPlasticity,
     advance_reference,
     churn_metrics,
@@ -62,29 +62,27 @@ TD_LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class DQNConfig:
-    """DQN hyperparameters; defaults suit gymnax classic control (see default_config)."""
+class DQNConfig(ReplayConfig):
+    """DQN hyperparameters (shared replay fields documented on ReplayConfig); defaults suit
+    gymnax classic control (see default_config)."""
 
     owner: ClassVar[str] = "dqn"
 
     num_envs: int = 10
-    """Parallel environments per seed; one update steps each of them once."""
+    buffer_size: int = 10_000
+    batch_size: int = 128
+    learning_starts: int = 1_000
+    max_grad_norm: float | None = 10.0
+    hidden_sizes: tuple[int, ...] = (120, 84)
+    """Widths of the MLP after the (optional) conv torso."""
+    churn: ChurnConfig = ChurnConfig(initial_coefficient=50.0, kappa=0.01)
+    """C-CHAIN on Q values against a fresh replay batch (the paper's DQN values: 50, 0.01)."""
     gradient_steps_per_update: int = 1
     """Gradient steps after each env step of all envs (1 with 10 envs: one step per 10 env steps)."""
-    buffer_size: int = 10_000
-    """Replay capacity in transitions per seed (checked against free memory before compiling)."""
-    batch_size: int = 128
-    """Transitions per gradient step."""
-    learning_starts: int = 1_000
-    """Env steps before gradient steps begin."""
-    gamma: float = 0.99
-    """Discount factor."""
     learning_rate: float = 1e-3
     """Adam step size."""
     adam_eps: float = 1e-8
     """Adam epsilon (1.5e-4 in the Atari/MinAtar DQN recipes)."""
-    max_grad_norm: float | None = 10.0
-    """Clip gradients to this global norm (None: no clipping)."""
     td_loss: Literal["huber", "mse"] = "huber"
     """Loss on the TD error: Huber (delta 1) or 0.5 * squared error."""
     double_dqn: bool = True
@@ -99,50 +97,21 @@ class DQNConfig:
     """Exploration rate after epsilon_decay_steps env steps."""
     epsilon_decay_steps: int = 10_000
     """Env steps over which epsilon decays linearly."""
-    hidden_sizes: tuple[int, ...] = (120, 84)
-    """Widths of the MLP after the (optional) conv torso."""
-    activation: str = "relu"
-    """Hidden activation: tanh, relu, elu, gelu or silu."""
     layer_norm: bool = False
     """LayerNorm after each hidden Dense layer."""
     conv_channels: tuple[int, ...] = ()
     """Channels of 3x3 conv layers for image observations [H, W, C] (empty: MLP only)."""
     conv_input_shape: tuple[int, ...] = ()
     """[height, width, channels] to reshape flat observations to before the conv (-1 infers one; empty: as given)."""
-    num_eval_envs: int = 10
-    """Environments (one episode each) in every greedy evaluation."""
-    eval_max_steps: int = 1000
-    """Evaluation episode length cap, used when the env has no time limit of its own."""
-    buffer_memory_fraction: float = 0.5
-    """Largest share of the free host/device memory the replay buffer may take."""
-    plasticity: PlasticityConfig = PlasticityConfig()
-    """ReDo / ReGraMa resets (period counts gradient steps) and unit diagnostics."""
-    churn: ChurnConfig = ChurnConfig(initial_coefficient=50.0, kappa=0.01)
-    """C-CHAIN on Q values against a fresh replay batch (the paper's DQN values: 50, 0.01)."""
-
-    def __post_init__(self):  # rebuilt from config.json
-        if isinstance(self.plasticity, dict):
-            object.__setattr__(self, "plasticity", PlasticityConfig(**self.plasticity))
-        if isinstance(self.churn, dict):
-            object.__setattr__(self, "churn", ChurnConfig(**self.churn))
 
     def validate(self) -> DQNConfig:
         """Raises ValueError naming the first invalid field, its value and what is valid."""
         owner = self.owner
-        for field in ("num_envs", "gradient_steps_per_update", "buffer_size", "batch_size", "target_update_period",
-                      "num_eval_envs", "eval_max_steps"):
-            value = getattr(self, field)
-            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, owner, field, value,
-                    "an integer >= 1")
-        require(self.buffer_size >= self.num_envs, owner, "buffer_size", self.buffer_size,
-                f"at least num_envs={self.num_envs} (one env step must fit)")
-        require(self.learning_starts >= 0, owner, "learning_starts", self.learning_starts, "an env step count >= 0")
+        self.validate_replay_fields(positive_ints=("gradient_steps_per_update", "target_update_period"),
+                                    chain_weights=False)
         require(self.epsilon_decay_steps >= 1, owner, "epsilon_decay_steps", self.epsilon_decay_steps, "an integer >= 1")
-        require(0.0 < self.gamma <= 1.0, owner, "gamma", self.gamma, "a discount in (0, 1]")
         for field in ("learning_rate", "adam_eps"):
             require(getattr(self, field) > 0, owner, field, getattr(self, field), "a number > 0")
-        require(self.max_grad_norm is None or self.max_grad_norm > 0, owner, "max_grad_norm", self.max_grad_norm,
-                "a norm > 0, or None for no clipping")
         require(0.0 < self.target_update_rate <= 1.0, owner, "target_update_rate", self.target_update_rate,
                 "a Polyak rate in (0, 1]")
         for field in ("epsilon_start", "epsilon_end"):
@@ -158,11 +127,6 @@ class DQNConfig:
             "empty, or (height, width, channels) of positive ints with at most one -1, with conv_channels set")
         require(len(self.hidden_sizes) >= 1 or len(self.conv_channels) >= 1, owner, "hidden_sizes",
                 self.hidden_sizes, "at least one hidden layer (or conv_channels)")
-        require(self.activation in ACTIVATIONS, owner, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
-        require(0.0 < self.buffer_memory_fraction <= 1.0, owner, "buffer_memory_fraction",
-                self.buffer_memory_fraction, "a fraction in (0, 1]")
-        self.plasticity.validate(f"{owner}.plasticity")
-        self.churn.validate(f"{owner}.churn", chain_weights=False, defaults=type(self).__dataclass_fields__["churn"].default)
         return self
 
 

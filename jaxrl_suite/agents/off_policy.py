@@ -30,6 +30,7 @@ from jaxrl_suite.agents.normalizer import (
     normalize,
     update_running_mean_std,
 )
+from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.early_stop import (
     LeastConfig,
@@ -41,9 +42,8 @@ from jaxrl_suite.early_stop import (
 )
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box
-from jaxrl_suite.networks import ACTIVATIONS
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
-from jaxrl_suite.plasticity import PROBE_SIZE, ChurnConfig, PlasticityConfig
+from jaxrl_suite.plasticity import PROBE_SIZE
 from jaxrl_suite.replay import (
     ReplayBuffer,
     Transition,
@@ -59,35 +59,20 @@ EARLY_STOP_MODES = ("none", "least")
 
 
 @dataclasses.dataclass(frozen=True)
-class OffPolicyConfig:
-    """Fields every replay-based actor-critic shares; SACConfig and TD3Config add their own."""
+class OffPolicyConfig(ReplayConfig):
+    """Fields every replay-based actor-critic shares (ReplayConfig's, and these); SACConfig and
+    TD3Config add their own."""
 
     owner: ClassVar[str] = "off_policy"
 
-    num_envs: int = 1
-    """Parallel environments per seed; one update steps each of them once."""
-    buffer_size: int = 1_000_000
-    """Replay capacity in transitions per seed (checked against free memory before compiling)."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
     utd_ratio: int = 1
     """Update-to-data ratio: gradient steps per update, i.e. per step of all num_envs envs."""
-    learning_starts: int = 5_000
-    """Env steps of uniform random actions before the policy acts and gradient steps begin."""
-    gamma: float = 0.99
-    """Discount factor."""
     tau: float = 0.005
     """Polyak averaging rate of the target networks."""
     actor_learning_rate: float = 3e-4
     """Adam step size of the actor."""
     critic_learning_rate: float = 3e-4
     """Adam step size of the critics."""
-    max_grad_norm: float | None = None
-    """Clip each network's gradients to this global norm (None: no clipping)."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Widths of the actor's and each critic's MLP."""
-    activation: str = "relu"
-    """Hidden activation: tanh, relu, elu, gelu or silu."""
     critic_layer_norm: bool = False
     """LayerNorm after each hidden layer of the critics."""
     num_critics: int = 2
@@ -96,56 +81,28 @@ class OffPolicyConfig:
     """Normalize observations by running mean and std (statistics live in the TrainState)."""
     reward_scale: float = 1.0
     """Multiply rewards by this before learning (episode returns stay unscaled)."""
-    num_eval_envs: int = 10
-    """Environments (one episode each) in every evaluation of the deterministic policy."""
-    eval_max_steps: int = 1000
-    """Evaluation episode length cap, used when the env has no time limit of its own."""
-    buffer_memory_fraction: float = 0.5
-    """Largest share of the free host/device memory the replay buffer may take."""
     early_stop: Literal["none", "least"] = "none"
     """Early episode termination: "none", or "least" (LEAST, arXiv 2506.13672)."""
     least: LeastConfig = dataclasses.field(default_factory=LeastConfig)
     """LEAST's constants (used when early_stop="least")."""
-    plasticity: PlasticityConfig = PlasticityConfig()
-    """ReDo/ReGraMa resets of the critics (each ensemble member on its own) and the actor."""
-    churn: ChurnConfig = ChurnConfig()
-    """CHAIN: value churn on the critics and policy churn on the actor, on a second replay batch."""
 
     def __post_init__(self):
+        super().__post_init__()
         if isinstance(self.least, dict):  # rebuilt from config.json
             object.__setattr__(self, "least", LeastConfig(**self.least))
-        if isinstance(self.plasticity, dict):
-            object.__setattr__(self, "plasticity", PlasticityConfig(**self.plasticity))
-        if isinstance(self.churn, dict):
-            object.__setattr__(self, "churn", ChurnConfig(**self.churn))
 
     def validate(self) -> OffPolicyConfig:
         """Raises ValueError naming the first invalid field, its value and what is valid."""
         owner = self.owner
-        for field in ("num_envs", "buffer_size", "batch_size", "utd_ratio", "num_critics", "num_eval_envs",
-                      "eval_max_steps"):
-            value = getattr(self, field)
-            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, owner, field, value,
-                    "an integer >= 1")
-        require(self.buffer_size >= self.num_envs, owner, "buffer_size", self.buffer_size,
-                f"at least num_envs={self.num_envs} (one env step must fit)")
-        require(self.learning_starts >= 0, owner, "learning_starts", self.learning_starts, "an env step count >= 0")
-        require(0.0 < self.gamma <= 1.0, owner, "gamma", self.gamma, "a discount in (0, 1]")
+        self.validate_replay_fields(positive_ints=("utd_ratio", "num_critics"))
         require(0.0 < self.tau <= 1.0, owner, "tau", self.tau, "a Polyak rate in (0, 1]")
         for field in ("actor_learning_rate", "critic_learning_rate", "reward_scale"):
             require(getattr(self, field) > 0, owner, field, getattr(self, field), "a number > 0")
-        require(self.max_grad_norm is None or self.max_grad_norm > 0, owner, "max_grad_norm", self.max_grad_norm,
-                "a norm > 0, or None for no clipping")
         require(len(self.hidden_sizes) >= 1 and all(isinstance(w, int) and w >= 1 for w in self.hidden_sizes),
                 owner, "hidden_sizes", self.hidden_sizes, "a non-empty tuple of positive integers")
-        require(self.activation in ACTIVATIONS, owner, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
-        require(0.0 < self.buffer_memory_fraction <= 1.0, owner, "buffer_memory_fraction",
-                self.buffer_memory_fraction, "a fraction in (0, 1]")
         require(self.early_stop in EARLY_STOP_MODES, owner, "early_stop", self.early_stop,
                 f"one of {EARLY_STOP_MODES}")
         self.least.validate(f"{owner}.least")
-        self.plasticity.validate(f"{owner}.plasticity")
-        self.churn.validate(f"{owner}.churn")
         return self
 
 
