@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 import tyro
 
-from jaxrl_suite.runner import RunConfig, require_defaults
+from jaxrl_suite.runner import RunConfig
+from jaxrl_suite.validation import require_defaults
 
 # Flags of `jaxrl train` that belong to neither config.
 COMMAND_FIELDS: tuple[tuple[str, type, Any, str], ...] = (

@@ -11,8 +11,8 @@ import dataclasses
 import functools
 import itertools
 import json
-import re
 import pathlib
+import re
 from collections.abc import Sequence
 from typing import Any
 

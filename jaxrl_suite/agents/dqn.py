@@ -55,8 +55,8 @@ from jaxrl_suite.replay import (
     init_replay,
     sample_batch,
 )
-from jaxrl_suite.runner.config import require
 from jaxrl_suite.runner.learner import reduce_stacked_metrics
+from jaxrl_suite.validation import require
 
 TD_LOSSES = ("huber", "mse")
 

@@ -52,8 +52,8 @@ from jaxrl_suite.replay import (
     init_replay,
     sample_batch,
 )
-from jaxrl_suite.runner.config import require
 from jaxrl_suite.runner.learner import reduce_stacked_metrics
+from jaxrl_suite.validation import require
 
 EARLY_STOP_MODES = ("none", "least")
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from jaxrl_suite.networks import ACTIVATIONS
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
-from jaxrl_suite.runner.config import require
+from jaxrl_suite.validation import require
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,7 +44,7 @@ from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, TanhGaussianActor, sample_tanh_gaussian
 from jaxrl_suite.plasticity import chain_policy_coefficient, churn_gaussian_kl
 from jaxrl_suite.replay import Transition
-from jaxrl_suite.runner.config import require
+from jaxrl_suite.validation import require
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_suite.runner.config import require
+from jaxrl_suite.validation import require
 
 STATISTICS = ("median", "mean")
 GRADIENT_STATISTICS = ("td_loss", "grad_norm", "td_error")

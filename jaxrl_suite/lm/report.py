@@ -18,8 +18,8 @@ from jaxrl_suite.lm.data import document_windows, packed_windows
 from jaxrl_suite.lm.evaluate import extrapolation_summary, needle_report, position_losses
 from jaxrl_suite.lm.plots import plot_needle, plot_position_losses
 from jaxrl_suite.lm.train import load_corpus, load_params, read_run_config
-from jaxrl_suite.runner.config import require
 from jaxrl_suite.runner.metrics_log import to_json_value
+from jaxrl_suite.validation import require
 
 EVAL_FILE = "eval.json"
 ACP_FILE = "acp.json"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from jaxrl_suite.runner.config import require
+from jaxrl_suite.validation import require
 
 ATTENTION_KINDS = ("forgetting", "softmax")
 COMPUTE_DTYPES = ("float32", "bfloat16")

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from jaxrl_suite.runner.config import require, require_defaults
+from jaxrl_suite.validation import require, require_defaults
 
 PLASTICITY_METHODS = ("none", "redo", "regrama")
 GRAMA_SCORES = ("activation_grad", "kernel_grad")

@@ -5,7 +5,7 @@ Learners plug in through the `Learner` protocol; see docs/architecture.md.
 
 from jaxrl_suite.runner.checkpoints import Checkpointer, CheckpointError
 from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn, reduce_chunk_metrics, scan_updates
-from jaxrl_suite.runner.config import RunConfig, require, require_defaults
+from jaxrl_suite.runner.config import RunConfig
 from jaxrl_suite.runner.learner import Learner
 from jaxrl_suite.runner.loop import (
     RunDirectoryError,
@@ -21,6 +21,6 @@ from jaxrl_suite.runner.plots import plot_runs
 __all__ = [
     "CheckpointError", "Checkpointer", "Learner", "RunConfig", "RunDirectoryError", "RunResult",
     "init_seeds", "make_chunk_fn", "plot_runs", "read_config", "read_metrics", "reduce_chunk_metrics",
-    "require", "require_defaults", "scan_updates", "train", "train_or_continue",
+    "scan_updates", "train", "train_or_continue",
     "records_same_run",
 ]

@@ -11,7 +11,7 @@ from jaxrl_suite.envs.registry import make_raw
 from jaxrl_suite.envs.spaces import Box
 from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
-from jaxrl_suite.runner.config import require
+from jaxrl_suite.validation import require
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,7 +63,7 @@ from jaxrl_suite.plasticity import (
     record_losses,
     restart_on_task_switch,
 )
-from jaxrl_suite.runner.config import require, require_defaults
+from jaxrl_suite.validation import require, require_defaults
 
 
 @struct.dataclass
