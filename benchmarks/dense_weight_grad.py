@@ -17,7 +17,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from benchmarks.common import device_description, markdown_table, time_interleaved  # noqa: E402
-from jaxrl_suite.networks import dense_product  # noqa: E402
+from jaxrl_suite.xla_cpu import dense_product  # noqa: E402
 
 PER_CALL = 32
 # (rows, in, out): PPO minibatches on MinAtar/CartPole/DMC, SAC's 256-unit layers, value/policy heads.

@@ -1,4 +1,4 @@
-"""Minibatch shuffles: jax.random.permutation vs jaxrl_suite.agents.shuffle.permutation.
+"""Minibatch shuffles: jax.random.permutation vs jaxrl_suite.xla_cpu.shuffle.permutation.
 
 Prints milliseconds per permutation (100 in one jitted scan, fastest of 5 runs) for each size.
 Run: python benchmarks/shuffle.py [--sizes 2048 8192 65536]
@@ -16,7 +16,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from benchmarks.common import device_description, markdown_table, time_jitted  # noqa: E402
-from jaxrl_suite.agents import shuffle  # noqa: E402
+from jaxrl_suite.xla_cpu import shuffle  # noqa: E402
 
 PER_CALL = 100
 

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite.networks import dense_product as dp
 from jaxrl_suite.networks.mlp import orthogonal_dense
+from jaxrl_suite.xla_cpu import dense_product as dp
 
 
 def _reference(x, kernel):

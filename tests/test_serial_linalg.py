@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite.serial_linalg import qr, singular_values, symmetric_eigenvalues
+from jaxrl_suite.xla_cpu.serial_linalg import qr, singular_values, symmetric_eigenvalues
 
 
 def _symmetric(matrix):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxrl_suite.agents import shuffle
+from jaxrl_suite.xla_cpu import shuffle
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 1000, 8192, 8193])

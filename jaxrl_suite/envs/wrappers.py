@@ -47,7 +47,7 @@ import numpy as np
 
 from jaxrl_suite.envs.core import Env, State, Wrapper
 from jaxrl_suite.envs.spaces import Box
-from jaxrl_suite.masked_map import branching_map_where, select_rows, selecting_map_where
+from jaxrl_suite.xla_cpu.masked_map import branching_map_where, select_rows, selecting_map_where
 
 RESET_MODES = ("fresh", "cached")
 RESET_STRATEGIES = ("auto", "branch", "select")

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_suite.serial_linalg import qr
+from jaxrl_suite.xla_cpu.serial_linalg import qr
 
 
 def orthogonal(scale: float = 1.0, column_axis: int = -1):

@@ -11,8 +11,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from jaxrl_suite.networks.dense_product import dense_dot_general
 from jaxrl_suite.networks.initializers import orthogonal
+from jaxrl_suite.xla_cpu.dense_product import dense_dot_general
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": nn.tanh,

@@ -14,7 +14,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxrl_suite.serial_linalg import singular_values, symmetric_eigenvalues
+from jaxrl_suite.xla_cpu.serial_linalg import singular_values, symmetric_eigenvalues
 
 DEFAULT_RANK_DELTA = 0.01
 # Replay observations the learners' evaluation-time diagnostics (feature and NTK rank) are measured on.

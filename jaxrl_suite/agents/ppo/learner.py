@@ -25,7 +25,6 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
-from jaxrl_suite.agents import shuffle
 from jaxrl_suite.agents.episodes import completed_episode_sums, evaluate_policy
 from jaxrl_suite.agents.gae import compute_gae
 from jaxrl_suite.agents.normalizer import (
@@ -48,7 +47,6 @@ from jaxrl_suite.agents.ppo.losses import (
 )
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box, Discrete
-from jaxrl_suite.masked_map import gathered_map_where
 from jaxrl_suite.networks import ActorCritic, env_action, squashed_gaussian_entropy
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
@@ -64,6 +62,8 @@ from jaxrl_suite.plasticity import (
     restart_on_task_switch,
 )
 from jaxrl_suite.validation import require, require_defaults
+from jaxrl_suite.xla_cpu import shuffle
+from jaxrl_suite.xla_cpu.masked_map import gathered_map_where
 
 
 @struct.dataclass
