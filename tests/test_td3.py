@@ -12,7 +12,7 @@ import pytest
 from jaxrl_suite.agents.td3 import TD3Agent, default_config, make_td3, smoothed_target_action, td3_actor_loss
 from jaxrl_suite.envs import make
 from jaxrl_suite.replay import Transition
-from jaxrl_suite.runner import RunConfig, train
+from tests.seeded_learning import assert_learner_solves
 
 PENDULUM = "gymnax/Pendulum-v1"
 
@@ -66,9 +66,15 @@ def test_bad_config_names_field(field, value):
         dataclasses.replace(default_config(PENDULUM), **{field: value}).validate()
 
 
+SMALL_PENDULUM_SUCCESS_RATE = 0.682
+"""Lower end of the Wilson 95% interval of 27/32 seeds solved (>= -300 after 12k env steps with
+(64, 64) networks; experiments/seed_robustness.py --set 'hidden_sizes=[64,64]' --total-steps 12000).
+The default (256, 256) networks over 20k steps solved 32/32 (docs/seed_robustness.md)."""
+
+
 @pytest.mark.slow
-def test_td3_learns_pendulum(tmp_path):
-    config = default_config(PENDULUM, hidden_sizes=(64, 64))
-    run = RunConfig(total_steps=12_000, log_every=2_000, eval_every=6_000, progress=False, tensorboard=False)
-    result = train(make_td3(config, make(PENDULUM)), run, tmp_path, algo="td3", env_id=PENDULUM)
-    assert result.records[-1]["eval_return"] >= -300, result.records[-1]
+def test_td3_solves_pendulum_on_some_of_8_seeds():
+    """8 seeds, 12k env steps, (64, 64) networks: >= 1 must reach -300: P(Binomial(8, 0.682) < 1)
+    = 1.0e-4 (stats.failure_probability), and 2 would give 1.9e-3. A broken learner solves none."""
+    learner = make_td3(default_config(PENDULUM, hidden_sizes=(64, 64)), make(PENDULUM))
+    assert_learner_solves(learner, 12_000, 8, -300.0, SMALL_PENDULUM_SUCCESS_RATE, 1)
