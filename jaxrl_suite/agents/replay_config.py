@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from jaxrl_suite.networks import ACTIVATIONS
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
+from jaxrl_suite.plasticity.config import rebuild_nested_configs
 from jaxrl_suite.validation import require
 
 
@@ -48,10 +49,7 @@ class ReplayConfig:
     """C-CHAIN (DQN) or CHAIN (SAC/TD3) churn reduction on a second replay batch."""
 
     def __post_init__(self):  # rebuilt from config.json
-        if isinstance(self.plasticity, dict):
-            object.__setattr__(self, "plasticity", PlasticityConfig(**self.plasticity))
-        if isinstance(self.churn, dict):
-            object.__setattr__(self, "churn", ChurnConfig(**self.churn))
+        rebuild_nested_configs(self)
 
     def validate_replay_fields(self, positive_ints: Sequence[str] = (), chain_weights: bool = True) -> None:
         """Raises ValueError naming the first invalid shared field (and of `positive_ints`, the

@@ -133,3 +133,11 @@ class ChurnConfig:
             require_defaults(self, CHAIN_WEIGHTS, owner,
                              "(only SAC/TD3's CHAIN reads these weights; PPO and DQN run C-CHAIN)", defaults)
         return self
+
+
+def rebuild_nested_configs(config: object) -> None:
+    """In a learner config's __post_init__: `plasticity` and `churn` read back from config.json
+    as dicts become PlasticityConfig and ChurnConfig again (the config is frozen, hence setattr)."""
+    for name, kind in (("plasticity", PlasticityConfig), ("churn", ChurnConfig)):
+        if isinstance(getattr(config, name), dict):
+            object.__setattr__(config, name, kind(**getattr(config, name)))

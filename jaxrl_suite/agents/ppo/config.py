@@ -11,6 +11,7 @@ from jaxrl_suite.envs.registry import make_raw
 from jaxrl_suite.envs.spaces import Box
 from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
+from jaxrl_suite.plasticity.config import rebuild_nested_configs
 from jaxrl_suite.validation import require
 
 
@@ -94,10 +95,7 @@ class PPOConfig:
     """C-CHAIN: policy churn on a reshuffled minibatch (Gaussian mean MSE, or KL for discrete actions)."""
 
     def __post_init__(self):  # rebuilt from config.json
-        if isinstance(self.plasticity, dict):
-            object.__setattr__(self, "plasticity", PlasticityConfig(**self.plasticity))
-        if isinstance(self.churn, dict):
-            object.__setattr__(self, "churn", ChurnConfig(**self.churn))
+        rebuild_nested_configs(self)
 
     @property
     def batch_size(self) -> int:
