@@ -60,10 +60,11 @@ class ReplayBuffer:
 
 
 def init_replay(capacity: int, example_item: Any) -> ReplayBuffer:
-    """An empty buffer of `capacity` slots shaped like `example_item` (one item, no batch axis)."""
+    """An empty buffer of `capacity` slots shaped like `example_item` (one item, no batch axis; its
+    leaves are arrays or jax.ShapeDtypeStruct)."""
     if capacity < 1:
         raise ValueError(f"replay capacity must be >= 1, got {capacity}")
-    data = jax.tree.map(lambda leaf: jnp.zeros((capacity, *jnp.shape(leaf)), jnp.asarray(leaf).dtype), example_item)
+    data = jax.tree.map(lambda leaf: jnp.zeros((capacity, *leaf.shape), leaf.dtype), example_item)
     return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 

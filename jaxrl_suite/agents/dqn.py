@@ -283,13 +283,12 @@ class DQN:
         network_key, env_key, rng = jax.random.split(key, 3)
         env_state = reset_envs(self.env, env_key, self.config.num_envs)
         params = self.init_network(network_key)
-        example = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.example_transition())
         return DQNTrainState(
             params=replicate(params, self.mesh),
             target_params=replicate(params, self.mesh),
             opt_state=replicate(self.optimizer.init(params), self.mesh),
             env_state=shard_along(env_state, self.mesh, 0),
-            replay=init_replay(self.config.buffer_size, example),
+            replay=init_replay(self.config.buffer_size, self.example_transition()),
             churn=init_churn_state(self.config.churn, params) if self.config.churn.enabled else None,
             rng=rng,
             env_steps=jnp.zeros((), jnp.int32),
@@ -306,8 +305,7 @@ class DQN:
         epsilon = epsilon_at(config, state.env_steps)
         action = self.epsilon_greedy(params, env_state.obs, epsilon, act_key)
         next_env_state = shard_along(jax.vmap(self.env.step)(env_state, action), self.mesh, 0)
-        transition = step_transition(env_state.obs.astype(jnp.float32), action, next_env_state)
-        transition = transition.replace(next_obs=transition.next_obs.astype(jnp.float32))
+        transition = step_transition(env_state.obs, action, next_env_state)
         replay = add_batch(state.replay, transition)
         env_steps = state.env_steps + config.num_envs
         learner_state = state.replace(replay=replay, env_steps=env_steps, params=params)

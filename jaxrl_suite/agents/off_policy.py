@@ -122,9 +122,10 @@ FAMILY_DEFAULTS: dict[str, tuple[dict[str, Any], int]] = {  # (fields, LEAST's s
 def family_defaults(env_id: str, least_noise_cap: float, **algorithm_fields: Any) -> dict[str, Any]:
     """The shared fields of env_id's family, with `algorithm_fields` and LEAST's noise cap added
     ({} for a family without defaults: the config's class defaults)."""
-    if env_id.partition("/")[0] not in FAMILY_DEFAULTS:
+    family = env_id.partition("/")[0]
+    if family not in FAMILY_DEFAULTS:
         return {}
-    fields, least_start = FAMILY_DEFAULTS[env_id.partition("/")[0]]
+    fields, least_start = FAMILY_DEFAULTS[family]
     return dict(fields, **algorithm_fields, least=LeastConfig(start_steps=least_start, noise_cap=least_noise_cap))
 
 
@@ -284,14 +285,13 @@ class OffPolicyLearner:
     def init(self, key: jax.Array) -> OffPolicyTrainState:
         config = self.config
         rng, agent_key, env_key = jax.random.split(key, 3)
-        example = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.example_transition())
         env_state = reset_envs(self.env, env_key, config.num_envs)
         least = init_least(config.least, config.num_envs, self.max_episode_steps) if self.use_least else None
         return OffPolicyTrainState(
             agent=self.agent.init(agent_key),
             obs_stats=init_running_mean_std((self.obs_dim,)),
             env_state=shard_along(env_state, self.mesh, 0),
-            replay=init_replay(config.buffer_size, example),
+            replay=init_replay(config.buffer_size, self.example_transition()),
             least=least,
             critic_loss=jnp.zeros((), jnp.float32),
             critic_grad_norm=jnp.zeros((), jnp.float32),

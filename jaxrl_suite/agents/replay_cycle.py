@@ -25,13 +25,14 @@ def reset_envs(env: Env, key: jax.Array, num_envs: int) -> State:
 
 
 def step_transition(obs: jax.Array, action: jax.Array, next_env_state: State) -> Transition:
-    """What the replay stores of one step of every env: next_obs is the pre-reset observation
-    (info["final_obs"]), so a truncated episode still bootstraps from where it stopped."""
+    """What the replay stores of one step of every env: observations as float32 (MinAtar's are
+    bool), and next_obs the pre-reset observation (info["final_obs"]), so a truncated episode
+    still bootstraps from where it stopped."""
     return Transition(
-        obs=obs,
+        obs=obs.astype(jnp.float32),
         action=action,
         reward=next_env_state.reward,
-        next_obs=next_env_state.info["final_obs"],
+        next_obs=next_env_state.info["final_obs"].astype(jnp.float32),
         terminated=next_env_state.terminated,
         truncated=next_env_state.truncated,
     )

@@ -226,8 +226,7 @@ class SACAgent:
         critic, critic_opt_state, target_critic, critic_ratios, critic_resets = score_and_reset(
             units.critic, CRITIC_PREFIX, critic, critic_opt_state,
             polyak_update(params.target_critic, critic, self.config.tau), step_critic.capture,
-            step_critic.perturbation_grads,
-            step_critic.grads, critic_reset_key, step + 1,
+            step_critic.perturbation_grads, step_critic.grads, critic_reset_key, step + 1,
         )
         actor, actor_opt_state, _, actor_ratios, actor_resets = score_and_reset(
             units.actor, ACTOR_PREFIX, actor, actor_opt_state, None, actor_capture, actor_perturbation_grads,
@@ -239,7 +238,8 @@ class SACAgent:
             temperature_opt_state=temperature_opt_state,
             churn_reference=None if reference_batch is None else (params.actor, params.critic),
         )
-        churn_metrics = {} if reference_batch is None else {"value_churn": step_critic.value_churn, "policy_churn": policy_churn}
+        churn_metrics = ({} if reference_batch is None
+                         else {"value_churn": step_critic.value_churn, "policy_churn": policy_churn})
         metrics = {**churn_metrics, **critic_ratios, **critic_resets, **actor_ratios, **actor_resets,
             "critic_loss": step_critic.loss,
             "actor_loss": actor_loss,
