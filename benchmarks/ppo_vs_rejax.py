@@ -214,7 +214,6 @@ def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tupl
     learner, algo = make_ours(env_name, settings), make_rejax(env_name, settings)
     key = jax.random.PRNGKey(seed)
     state, rejax_state = learner.init(key), algo.init_state(key)
-    lr = jnp.float32(settings["learning_rate"])
 
     def timed(fn, *args):
         return time_jitted(fn, *args, repeats=repeats)
@@ -226,7 +225,7 @@ def update_parts(env_name: str, settings: dict, seed: int, repeats: int) -> tupl
     _, trajectory, _ = rollout.output
     made_batch = timed(learner.make_batch, trajectory)
     batch, _ = made_batch.output
-    epochs = timed(lambda s, b, k: learner.run_epochs(s.params, s.opt_state, s.obs_stats, b, lr, k)[0],
+    epochs = timed(lambda s, b, k: learner.run_epochs(s.params, s.opt_state, s.obs_stats, b, k)[0],
                    state, batch, key)
     update = timed(lambda s: learner.update(s)[0], state)
     rejax_rollout, rejax_update = timed(algo.collect_trajectories, rejax_state), timed(algo.train_iteration, rejax_state)

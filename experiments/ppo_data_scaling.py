@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.common import confidence_interval, use_compilation_cache  # noqa: E402
-from jaxrl_suite.agents.ppo import PPO, default_config, make_ppo  # noqa: E402
+from jaxrl_suite.agents.ppo import PPO, default_config, make_ppo, with_learning_rate  # noqa: E402
 from jaxrl_suite.envs.registry import make  # noqa: E402
 from jaxrl_suite.plasticity import (  # noqa: E402
     apply_with_capture,
@@ -174,9 +174,8 @@ def make_diagnose(learner: PPO, layout, probe_size: int):
         batch, _ = learner.make_batch(trajectory)
         inputs = learner._network_input(state.obs_stats, batch.obs[:probe_size])
         grads, loss_metrics = jax.grad(learner.ppo_loss, has_aux=True)(state.params, state.obs_stats, batch)
-        (new_params, *_), *_ = learner.run_epochs(
-            state.params, state.opt_state, state.obs_stats, batch,
-            jnp.asarray(learner.config.learning_rate, jnp.float32), epochs_key)
+        opt_state = with_learning_rate(state.opt_state, jnp.asarray(learner.config.learning_rate, jnp.float32))
+        (new_params, *_), *_ = learner.run_epochs(state.params, opt_state, state.obs_stats, batch, epochs_key)
         policy, _ = learner._policy_and_value(new_params, state.obs_stats, batch.obs)
         log_ratio = policy.log_prob(batch.raw_action) - batch.old_log_prob
         return {

@@ -197,6 +197,20 @@ def test_hand_edited_config_json_is_refused_in_one_line(run_copy, edit, message,
     assert snapshot(run_copy) == before
 
 
+def test_config_json_from_before_fields_were_added_reads_back_with_their_defaults(run_copy, capsys):
+    """Fields added after a run was written (validation.added_field) may be missing; no other may."""
+    def drop_added(config):
+        for key in ("early_stop", "horizon"):
+            config["learner"].pop(key)
+        for key in ("shrink_factor", "perturb_scale"):
+            config["learner"]["plasticity"].pop(key)
+
+    edit_config(run_copy, drop_added)
+    assert main(["eval", str(run_copy)]) == 0
+    assert main(["train", "ppo", "--resume", str(run_copy)]) == 0  # the same run: nothing to refuse
+    assert "cannot resume" not in capsys.readouterr().err
+
+
 def test_config_json_that_is_not_json_is_refused(run_copy, capsys):
     (run_copy / "config.json").write_text('{"algo": "ppo",')
     refused(["eval", str(run_copy)], capsys, "config.json: not JSON")
@@ -233,6 +247,19 @@ SWEEP = ["sweep", "ppo", "--env", "gymnax/CartPole-v1", "--grid", "learning_rate
     (["train", "ppo", "--reset-period", "10"], ["invalid ppo.plasticity.period=10: expected the default 1000",
                                                  "--plasticity redo|regrama"]),
     (["train", "ppo", "--diagnostic-threshold", "0.2"], ["invalid ppo.plasticity.diagnostic_threshold=0.2"]),
+    (["train", "sac", "--env", "gymnax/Pendulum-v1", "--horizon.min-fraction", "0.3"],
+     ["invalid sac.horizon.min_fraction=0.3: expected the default 0.5 unless early_stop='fixed-horizon'"]),
+    (["train", "ppo", "--horizon.start-steps", "100"], ["invalid ppo.horizon.start_steps=100"]),
+    (["train", "ppo", "--early-stop", "fixed-horizon", "--horizon.min-fraction", "0"],
+     ["invalid ppo.horizon.min_fraction=0.0: expected a fraction in (0, 1]"]),
+    (["train", "dqn", "--plasticity", "redo", "--shrink-factor", "0.5"],
+     ["invalid dqn.plasticity.shrink_factor=0.5: expected the default 0.8", "unless method='shrink-perturb'"]),
+    (["train", "ppo", "--plasticity", "shrink-perturb", "--reset-threshold", "0.2"],
+     ["invalid ppo.plasticity.threshold=0.2", "--plasticity redo|regrama"]),
+    (["train", "ppo", "--plasticity", "shrink-perturb", "--diagnostic-threshold", "0.2"],
+     ["invalid ppo.plasticity.diagnostic_threshold=0.2"]),
+    (["train", "ppo", "--plasticity", "shrink-perturb", "--shrink-factor", "1.5"],
+     ["invalid ppo.plasticity.shrink_factor=1.5: expected a float in [0, 1]"]),
     (["train", "ppo", "--state-dependent-std"], ["invalid ppo.state_dependent_std=True", "discrete action space"]),
     (["train", "ppo", "--env", "gymnax/Acrobot-v1", "--init-log-std", "-0.5"], ["invalid ppo.init_log_std=-0.5"]),
 ])
@@ -245,7 +272,7 @@ def test_unread_checks_accept_defaults_and_the_settings_that_read_them():
     from jaxrl_suite import algorithms
     from jaxrl_suite.agents.ppo import make_ppo
     from jaxrl_suite.cli_args import refuse_unread_flags
-    from jaxrl_suite.early_stop import LeastConfig
+    from jaxrl_suite.early_stop import FixedHorizonConfig, LeastConfig
     from jaxrl_suite.envs import make
     from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
 
@@ -260,6 +287,8 @@ def test_unread_checks_accept_defaults_and_the_settings_that_read_them():
     PlasticityConfig(method="regrama", score="kernel_grad").validate()
     PlasticityConfig(method="redo", period=10, threshold=0.2, max_reset_fraction=0.5).validate()
     PlasticityConfig(log_unit_activity=True, diagnostic_threshold=0.2).validate()
+    PlasticityConfig(method="shrink-perturb", period=10, shrink_factor=0.5, perturb_scale=0.01).validate()
+    dataclasses.replace(sac, early_stop="fixed-horizon", horizon=FixedHorizonConfig(0.3, 10)).validate()
     ChurnConfig(method="cchain", kappa=0.1, window=5).validate(chain_weights=False)  # C-CHAIN adapts
     ppo = dataclasses.replace(algorithms.default_config("ppo", "gymnax/Pendulum-v1"), state_dependent_std=True,
                               init_log_std=-1.0)

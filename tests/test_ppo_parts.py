@@ -187,7 +187,8 @@ def test_kl_early_stop_masks_remaining_minibatches(cartpole):
     # The first step starts from the rollout policy (KL = 0) and is applied; the second
     # minibatch sees KL > 0 and it and everything after it are skipped.
     np.testing.assert_allclose(metrics["update_fraction"], 1.0 / (TINY.num_epochs * TINY.num_minibatches))
-    assert int(new_state.opt_state[1].count) == 1  # Adam's step count: one applied step
+    assert int(new_state.opt_state.inner_state[1].count) == 1  # Adam's step count: one applied step
+    assert int(new_state.opt_state.count) == 1  # inject_hyperparams' count too
 
 
 def test_running_mean_std_matches_numpy():
@@ -258,3 +259,17 @@ def test_evaluate_is_deterministic_and_bounded(cartpole):
     chex.assert_trees_all_equal(first, second)
     assert 1.0 <= float(first["eval_return"]) <= 500.0
     assert float(first["eval_finished_fraction"]) == 1.0
+
+
+def test_learning_rate_lives_in_the_optimizer_state_and_anneals_per_iteration(cartpole):
+    """The step size Adam applies is the opt_state's injected hyperparameter, set from
+    learning_rate(update_count) each iteration: lr * (1 - k / num_updates) when annealed."""
+    config = dataclasses.replace(TINY, anneal_lr=True, learning_rate=1e-3, total_steps=4 * TINY.batch_size)
+    learner = make_ppo(config, cartpole)
+    state = jax.jit(learner.init)(jax.random.PRNGKey(0))
+    update = jax.jit(learner.update)
+    for k in range(3):
+        state, metrics = update(state)
+        expected = 1e-3 * (1 - k / 4)
+        assert float(metrics["learning_rate"]) == pytest.approx(expected, rel=1e-6)
+        assert float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(expected, rel=1e-6)

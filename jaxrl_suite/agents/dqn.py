@@ -30,6 +30,13 @@ from jaxrl_suite.agents.episodes import completed_episode_sums, evaluate_policy
 from jaxrl_suite.agents.off_policy import apply_gradients, bootstrap_target, polyak_update
 from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
+from jaxrl_suite.early_stop import (
+    STOP_RULE_KEY_STREAM,
+    FixedHorizonConfig,
+    make_stop_rule,
+    step_envs,
+    validate_stop_fields,
+)
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Discrete
 from jaxrl_suite.networks import Trunk, orthogonal_dense
@@ -56,7 +63,7 @@ from jaxrl_suite.replay import (
     sample_batch,
 )
 from jaxrl_suite.runner.learner import reduce_stacked_metrics
-from jaxrl_suite.validation import require
+from jaxrl_suite.validation import added_field, require
 
 TD_LOSSES = ("huber", "mse")
 
@@ -103,6 +110,10 @@ class DQNConfig(ReplayConfig):
     """Channels of 3x3 conv layers for image observations [H, W, C] (empty: MLP only)."""
     conv_input_shape: tuple[int, ...] = ()
     """[height, width, channels] to reshape flat observations to before the conv (-1 infers one; empty: as given)."""
+    early_stop: Literal["none", "fixed-horizon"] = added_field("2026-12-03", default="none")
+    """Early episode termination: "none", or "fixed-horizon" (each episode stops at a random step H)."""
+    horizon: FixedHorizonConfig = added_field("2026-12-03", default_factory=FixedHorizonConfig)
+    """The fixed-horizon rule's constants (used when early_stop="fixed-horizon")."""
 
     def validate(self) -> DQNConfig:
         """Raises ValueError naming the first invalid field, its value and what is valid."""
@@ -127,6 +138,7 @@ class DQNConfig(ReplayConfig):
             "empty, or (height, width, channels) of positive ints with at most one -1, with conv_channels set")
         require(len(self.hidden_sizes) >= 1 or len(self.conv_channels) >= 1, owner, "hidden_sizes",
                 self.hidden_sizes, "at least one hidden layer (or conv_channels)")
+        validate_stop_fields(self, ("none", "fixed-horizon"))
         return self
 
 
@@ -181,6 +193,7 @@ class DQNTrainState:
     rng:            uint32[2] raw PRNG key.
     env_steps:      [] int32 env steps taken by this seed.
     gradient_steps: [] int32 gradient steps taken.
+    early_stop:     the stop rule's state (None when early_stop="none").
     """
 
     params: Any
@@ -192,6 +205,7 @@ class DQNTrainState:
     rng: jax.Array
     env_steps: jax.Array
     gradient_steps: jax.Array
+    early_stop: Any = None
 
 
 def td_loss(td_error: jax.Array, kind: str) -> jax.Array:
@@ -231,6 +245,7 @@ class DQN:
         self.env_steps_per_update = config.num_envs
         self.num_actions = env.action_space.n
         self.max_episode_steps = env.max_episode_steps or config.eval_max_steps
+        self.stop_rule = make_stop_rule(config, env.env_id, env.max_episode_steps)
         obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
         self.observation_shape = tuple(obs.shape)
         if config.conv_channels and len(self.observation_shape) != 3 and not config.conv_input_shape:
@@ -293,6 +308,8 @@ class DQN:
             rng=rng,
             env_steps=jnp.zeros((), jnp.int32),
             gradient_steps=jnp.zeros((), jnp.int32),
+            early_stop=None if self.stop_rule is None else self.stop_rule.init(
+                self.config.num_envs, jax.random.fold_in(key, STOP_RULE_KEY_STREAM)),
         )
 
     def update(self, state: DQNTrainState) -> tuple[DQNTrainState, dict[str, jax.Array]]:
@@ -304,14 +321,16 @@ class DQN:
         chex.assert_shape(env_state.obs, (config.num_envs, *self.observation_shape))
         epsilon = epsilon_at(config, state.env_steps)
         action = self.epsilon_greedy(params, env_state.obs, epsilon, act_key)
-        next_env_state = shard_along(jax.vmap(self.env.step)(env_state, action), self.mesh, 0)
+        next_env_state, early_stop, rule_metrics, _ = step_envs(
+            self.env, env_state, action, self.stop_rule, state.early_stop, state.env_steps,
+            place=lambda next_state: shard_along(next_state, self.mesh, 0))
         transition = step_transition(env_state.obs, action, next_env_state)
         replay = add_batch(state.replay, transition)
         env_steps = state.env_steps + config.num_envs
         learner_state = state.replace(replay=replay, env_steps=env_steps, params=params)
         learner_state, train_metrics = self.learn(learner_state, self._task_index(next_env_state), learn_key)
-        new_state = learner_state.replace(env_state=next_env_state, rng=rng)
-        metrics = {**completed_episode_sums(next_env_state), **train_metrics, "epsilon": epsilon,
+        new_state = learner_state.replace(env_state=next_env_state, rng=rng, early_stop=early_stop)
+        metrics = {**completed_episode_sums(next_env_state), **rule_metrics, **train_metrics, "epsilon": epsilon,
                    "replay_size": replay.size.astype(jnp.float32)}
         return new_state, metrics
 

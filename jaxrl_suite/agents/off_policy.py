@@ -1,13 +1,14 @@
 """The collect/update cycle shared by the replay-based actor-critics (SAC, TD3), and their common
-pieces: config fields, bootstrapped targets, critic regression, Polyak averaging, LEAST hook-up.
+pieces: config fields, bootstrapped targets, critic regression, Polyak averaging, the stop-rule hook-up.
 
 Data flow of `update` (one call = one env step of num_envs envs, for one seed):
     act            uniform random actions during warm-up, then the agent's exploration policy
-                   (+ LEAST's extra noise when early_stop="least")
-    env step       vmapped; LEAST's pending `stop` mask ends episodes as truncations
+                   (+ the stop rule's extra noise: LEAST's, when early_stop="least")
+    env step       vmapped; the stop rule's pending `stop` mask ends episodes as truncations
     replay         (obs, action, reward, next_obs = info["final_obs"], terminated, truncated)
-    LEAST          Q(s, a) and the gradient statistic into the per-step ring buffers (once the
-                   critic has taken a gradient step); decide which episodes stop on their next step
+    stop rule      observes the step (LEAST: Q(s, a) and the gradient statistic into its per-step
+                   ring buffers once the critic has taken a gradient step) and decides which
+                   episodes stop on their next step
     learn x UTD    sample a batch, agent.gradient_step (skipped before learning_starts)
 """
 
@@ -33,12 +34,12 @@ from jaxrl_suite.agents.normalizer import (
 from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.early_stop import (
+    STOP_RULE_KEY_STREAM,
+    FixedHorizonConfig,
     LeastConfig,
-    LeastState,
-    exploration_noise,
-    init_least,
-    least_state_bytes,
-    least_step_with_decision,
+    make_stop_rule,
+    step_envs,
+    validate_stop_fields,
 )
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box
@@ -53,9 +54,7 @@ from jaxrl_suite.replay import (
     sample_batch,
 )
 from jaxrl_suite.runner.learner import reduce_stacked_metrics
-from jaxrl_suite.validation import require
-
-EARLY_STOP_MODES = ("none", "least")
+from jaxrl_suite.validation import added_field, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,15 +80,13 @@ class OffPolicyConfig(ReplayConfig):
     """Normalize observations by running mean and std (statistics live in the TrainState)."""
     reward_scale: float = 1.0
     """Multiply rewards by this before learning (episode returns stay unscaled)."""
-    early_stop: Literal["none", "least"] = "none"
-    """Early episode termination: "none", or "least" (LEAST, arXiv 2506.13672)."""
+    early_stop: Literal["none", "least", "fixed-horizon"] = "none"
+    """Early episode termination: "none", "least" (LEAST, arXiv 2506.13672) or "fixed-horizon"
+    (each episode stops at a random step H, LEAST's control)."""
     least: LeastConfig = dataclasses.field(default_factory=LeastConfig)
     """LEAST's constants (used when early_stop="least")."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        if isinstance(self.least, dict):  # rebuilt from config.json
-            object.__setattr__(self, "least", LeastConfig(**self.least))
+    horizon: FixedHorizonConfig = added_field("2026-12-03", default_factory=FixedHorizonConfig)
+    """The fixed-horizon rule's constants (used when early_stop="fixed-horizon")."""
 
     def validate(self) -> OffPolicyConfig:
         """Raises ValueError naming the first invalid field, its value and what is valid."""
@@ -100,9 +97,7 @@ class OffPolicyConfig(ReplayConfig):
             require(getattr(self, field) > 0, owner, field, getattr(self, field), "a number > 0")
         require(len(self.hidden_sizes) >= 1 and all(isinstance(w, int) and w >= 1 for w in self.hidden_sizes),
                 owner, "hidden_sizes", self.hidden_sizes, "a non-empty tuple of positive integers")
-        require(self.early_stop in EARLY_STOP_MODES, owner, "early_stop", self.early_stop,
-                f"one of {EARLY_STOP_MODES}")
-        self.least.validate(f"{owner}.least")
+        validate_stop_fields(self)
         return self
 
 
@@ -200,7 +195,8 @@ class OffPolicyTrainState:
     obs_stats:      RunningMeanStd of observations [obs_dim].
     env_state:      envs.State batched over [num_envs].
     replay:         ReplayBuffer of Transitions [buffer_size, ...].
-    least:          LeastState, or None when early_stop="none".
+    least:          the stop rule's state (LeastState, FixedHorizonState), or None when
+                    early_stop="none" (named for the first rule, so that older checkpoints load).
     critic_loss:    [] float32 critic TD loss of the latest gradient steps (LEAST's td_loss).
     critic_grad_norm: [] float32 their critic gradient norm (LEAST's grad_norm).
     rng:            uint32[2] raw PRNG key.
@@ -212,7 +208,7 @@ class OffPolicyTrainState:
     obs_stats: RunningMeanStd
     env_state: State
     replay: ReplayBuffer
-    least: LeastState | None
+    least: Any
     critic_loss: jax.Array
     critic_grad_norm: jax.Array
     rng: jax.Array
@@ -252,22 +248,19 @@ class OffPolicyLearner:
         self.env_steps_per_update = config.num_envs
         self.obs_dim = observation_dim(env)
         self.action_dim = action_dim(env)
-        self.use_least = config.early_stop == "least"
-        if self.use_least and env.max_episode_steps is None:
-            raise ValueError(f"invalid {config.owner}.early_stop='least': LEAST needs an env with a time limit, "
-                             f"and {env.env_id!r} has none")
+        self.stop_rule = make_stop_rule(config, env.env_id, env.max_episode_steps)
         self.max_episode_steps = env.max_episode_steps or config.eval_max_steps
         self.replay_bytes = self.check_memory(num_seeds=1)
 
     def check_memory(self, num_seeds: int) -> int:
         """Raises ValueError (size in GiB, how to shrink it) unless `num_seeds` replay buffers
-        and LEAST statistics fit in buffer_memory_fraction of the free host or device memory;
+        and stop-rule states fit in buffer_memory_fraction of the free host or device memory;
         returns the bytes they need. Runs at construction for one seed; callers that vmap
         several seeds call it again with their count before compiling."""
         config = self.config
-        least_bytes = least_state_bytes(config.least, config.num_envs, self.max_episode_steps) if self.use_least else 0
+        rule_bytes = self.stop_rule.state_bytes(config.num_envs) if self.stop_rule is not None else 0
         return check_replay_fits(
-            config.buffer_size, self.example_transition(), copies=num_seeds, extra_bytes=num_seeds * least_bytes,
+            config.buffer_size, self.example_transition(), copies=num_seeds, extra_bytes=num_seeds * rule_bytes,
             memory_fraction=config.buffer_memory_fraction, capacity_field=f"{config.owner}.buffer_size",
         )
 
@@ -286,13 +279,15 @@ class OffPolicyLearner:
         config = self.config
         rng, agent_key, env_key = jax.random.split(key, 3)
         env_state = reset_envs(self.env, env_key, config.num_envs)
-        least = init_least(config.least, config.num_envs, self.max_episode_steps) if self.use_least else None
+        early_stop = None
+        if self.stop_rule is not None:
+            early_stop = self.stop_rule.init(config.num_envs, jax.random.fold_in(key, STOP_RULE_KEY_STREAM))
         return OffPolicyTrainState(
             agent=self.agent.init(agent_key),
             obs_stats=init_running_mean_std((self.obs_dim,)),
             env_state=shard_along(env_state, self.mesh, 0),
             replay=init_replay(config.buffer_size, self.example_transition()),
-            least=least,
+            least=early_stop,
             critic_loss=jnp.zeros((), jnp.float32),
             critic_grad_norm=jnp.zeros((), jnp.float32),
             rng=rng,
@@ -319,10 +314,11 @@ class OffPolicyLearner:
     def traced_update(
         self, state: OffPolicyTrainState
     ) -> tuple[OffPolicyTrainState, dict[str, jax.Array], dict[str, jax.Array]]:
-        """`update`, plus LEAST's per-env view of this step ({} without LEAST), each [num_envs]:
-        q (Q_i), q_threshold (eps_i), omega, margin, active and rule_stop (the rule's decision
-        before `patience`), stop (the next step's stop mask), step_index and done. Under `update`'s
-        jit the unused trace costs nothing; experiments/least_trace.py reads it."""
+        """`update`, plus the stop rule's per-env view of this step ({} without one), each
+        [num_envs]: the rule's trace (LEAST: q (Q_i), q_threshold (eps_i), omega, margin, active
+        and rule_stop, the rule's decision before `patience`), stop (the next step's stop mask),
+        step_index and done. Under `update`'s jit the unused trace costs nothing;
+        experiments/least_trace.py reads it."""
         config = self.config
         rng, explore_key, random_key, noise_key, td_key, learn_key = jax.random.split(state.rng, 6)
         agent_params = replicate(state.agent, self.mesh)
@@ -332,29 +328,24 @@ class OffPolicyLearner:
         acting_obs = self._normalize(state.obs_stats, obs)
 
         action = self.agent.explore(agent_params, acting_obs, explore_key)
-        if self.use_least:
-            noise_std = exploration_noise(state.least, config.least)
+        rule = self.stop_rule
+        if rule is not None and rule.explores:
+            noise_std = rule.action_noise(state.least)
             action = jnp.clip(action + noise_std * jax.random.normal(noise_key, action.shape), -1.0, 1.0)
         random_action = jax.random.uniform(random_key, action.shape, jnp.float32, -1.0, 1.0)
         action = jnp.where(state.env_steps < config.learning_starts, random_action, action)
 
-        if self.use_least:
-            next_env_state = jax.vmap(self.env.step)(env_state, action, state.least.pending_stop)
-        else:
-            next_env_state = jax.vmap(self.env.step)(env_state, action)
-        next_env_state = shard_along(next_env_state, self.mesh, 0)
+        next_env_state, early_stop, rule_metrics, trace = step_envs(
+            self.env, env_state, action, rule, state.least, state.env_steps,
+            place=lambda next_state: shard_along(next_state, self.mesh, 0),
+            statistics=lambda next_state: self._stop_statistics(state, agent_params, acting_obs,
+                                                                step_transition(obs, action, next_state), td_key),
+        )
         transition = step_transition(obs, action, next_env_state)
         replay = add_batch(state.replay, transition)
         obs_stats = update_running_mean_std(state.obs_stats, obs) if config.normalize_observations else state.obs_stats
         env_steps = state.env_steps + config.num_envs
-        metrics = completed_episode_sums(next_env_state)
-
-        least, trace = state.least, {}
-        if self.use_least:
-            least, least_metrics, trace = self._least_step(
-                state, agent_params, transition, acting_obs, next_env_state, env_steps, td_key
-            )
-            metrics.update(least_metrics)
+        metrics = {**completed_episode_sums(next_env_state), **rule_metrics}
 
         agent_params, train_metrics = self._learn(agent_params, replay, obs_stats, env_steps,
                                                   state.gradient_steps, learn_key)
@@ -364,7 +355,7 @@ class OffPolicyLearner:
             obs_stats=obs_stats,
             env_state=next_env_state,
             replay=replay,
-            least=least,
+            least=early_stop,
             critic_loss=jnp.where(learned, train_metrics["critic_loss"], state.critic_loss),
             critic_grad_norm=jnp.where(learned, train_metrics["critic_grad_norm"], state.critic_grad_norm),
             rng=rng,
@@ -375,39 +366,23 @@ class OffPolicyLearner:
         metrics["replay_size"] = replay.size.astype(jnp.float32)
         return new_state, metrics, trace
 
-    def _least_step(
-        self, state: OffPolicyTrainState, agent_params: Any, transition: Transition, acting_obs: jax.Array,
-        next_env_state: State, env_steps: jax.Array, td_key: jax.Array,
-    ) -> tuple[LeastState, dict[str, jax.Array], dict[str, jax.Array]]:
-        """Feeds LEAST Q(s, a) [num_envs] of the step just taken and the configured gradient
-        statistic; its new `pending_stop` is the next env step's stop mask. Returns (LEAST
-        state, metrics, per-env trace; see `traced_update`)."""
+    def _stop_statistics(self, state: OffPolicyTrainState, agent_params: Any, acting_obs: jax.Array,
+                         transition: Transition, td_key: jax.Array) -> dict[str, jax.Array]:
+        """What the stop rule reads besides the env's statistics: for LEAST, Q(s, a) [num_envs] of
+        the step just taken, the configured gradient statistic and whether the critic has learned
+        yet; {} for a rule that reads none of them."""
+        if "q" not in self.stop_rule.reads:
+            return {}
         config = self.config
-        q = self.agent.q_value(agent_params, acting_obs, transition.action)
         statistic = config.least.gradient_statistic
         if statistic == "td_error":
             gradient = jnp.abs(self.agent.td_error(agent_params, self._learning_batch(state.obs_stats, transition),
                                                    td_key))
         else:
-            latest = state.critic_loss if statistic == "td_loss" else state.critic_grad_norm
-            gradient = jnp.full((config.num_envs,), latest)
-        step_index = state.env_state.info["step_count"]
-        least, metrics, decision = least_step_with_decision(
-            state.least, config.least,
-            step_index=step_index,
-            q=q,
-            gradient=gradient,
-            terminated=next_env_state.terminated,
-            truncated=next_env_state.truncated,
-            episode_length=next_env_state.info["completed_length"],
-            env_steps_before=state.env_steps,
-            env_steps_after=env_steps,
-            recording=state.gradient_steps > 0,
-        )
-        trace = {"q": q, "q_threshold": decision.q_threshold, "omega": decision.omega, "margin": decision.margin,
-                 "active": decision.active, "rule_stop": decision.stop, "stop": least.pending_stop,
-                 "step_index": step_index, "done": next_env_state.terminated | next_env_state.truncated}
-        return least, metrics, trace
+            gradient = jnp.full((config.num_envs,), state.critic_loss if statistic == "td_loss"
+                                else state.critic_grad_norm)
+        return {"q": self.agent.q_value(agent_params, acting_obs, transition.action), "gradient": gradient,
+                "recording": state.gradient_steps > 0}
 
     def _learn(self, agent_params: Any, replay: ReplayBuffer, obs_stats: RunningMeanStd, env_steps: jax.Array,
                gradient_steps: jax.Array, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:

@@ -10,8 +10,7 @@ from typing import ClassVar
 
 from jaxrl_suite.networks import ACTIVATIONS
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
-from jaxrl_suite.plasticity.config import rebuild_nested_configs
-from jaxrl_suite.validation import require
+from jaxrl_suite.validation import rebuild_nested_configs, require
 
 
 @dataclasses.dataclass(frozen=True)

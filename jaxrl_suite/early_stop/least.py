@@ -422,3 +422,34 @@ def least_step_with_decision(
         "least_noise_scale": exploration_noise(state, config),
     }
     return state, metrics, decision
+
+
+@dataclasses.dataclass(frozen=True)
+class Least:
+    """LEAST as a `StopRule` for an env with time limit max_episode_steps: `observe` is
+    `least_step_with_decision`; its trace is the StopDecision's per-env view."""
+
+    config: LeastConfig
+    max_episode_steps: int
+    reads = ("q", "gradient", "recording")
+    explores = True
+
+    def init(self, num_envs: int, key: jax.Array) -> LeastState:
+        del key
+        return init_least(self.config, num_envs, self.max_episode_steps)
+
+    def state_bytes(self, num_envs: int) -> int:
+        return least_state_bytes(self.config, num_envs, self.max_episode_steps)
+
+    def observe(self, state: LeastState, step: Any) -> tuple[LeastState, dict[str, jax.Array], dict[str, jax.Array]]:
+        state, metrics, decision = least_step_with_decision(state, self.config, **step)
+        trace = {"q": step["q"], "q_threshold": decision.q_threshold, "omega": decision.omega,
+                 "margin": decision.margin, "active": decision.active, "rule_stop": decision.stop,
+                 "stop": state.pending_stop}
+        return state, metrics, trace
+
+    def stop_mask(self, state: LeastState) -> jax.Array:
+        return state.pending_stop
+
+    def action_noise(self, state: LeastState) -> jax.Array:
+        return exploration_noise(state, self.config)

@@ -1,7 +1,8 @@
 """Plasticity tools for any learner: neuron scores and resets (ReDo, GraMa/ReGraMa), churn
 reduction (C-CHAIN/CHAIN) and diagnostics (dormant ratio, feature and NTK rank, ...).
 
-Pure functions plus small states, optax-style; `UnitPlasticity` binds the neuron tools to one network.
+Pure functions plus small states, optax-style; `UnitPlasticity` binds a reset rule
+(reset_rules.py: ReDo, ReGraMa, Shrink and Perturb) and the unit tools to one network.
 """
 
 from jaxrl_suite.plasticity.capture import (
@@ -29,7 +30,6 @@ from jaxrl_suite.plasticity.config import ChurnConfig, PlasticityConfig
 from jaxrl_suite.plasticity.diagnostics import (
     PROBE_SIZE,
     effective_rank,
-    global_norm,
     gradient_kurtosis,
     network_probe,
     ntk_gram,
@@ -39,6 +39,7 @@ from jaxrl_suite.plasticity.diagnostics import (
 )
 from jaxrl_suite.plasticity.ensemble import StackedMembers
 from jaxrl_suite.plasticity.layout import UnitLayer, UnitLayout, find_unit_layout, layer_key
+from jaxrl_suite.plasticity.reset_rules import ResetRule, UnitReset, reset_rule
 from jaxrl_suite.plasticity.resets import reset_count, reset_units, zero_optimizer_state
 from jaxrl_suite.plasticity.scores import (
     activation_grad_scores,
@@ -49,6 +50,7 @@ from jaxrl_suite.plasticity.scores import (
     redo_scores,
     select_units,
 )
+from jaxrl_suite.plasticity.shrink_perturb import ShrinkPerturb, shrink_and_perturb
 from jaxrl_suite.plasticity.unit_plasticity import UnitPlasticity, mean_scores
 
 __all__ = [
@@ -57,12 +59,15 @@ __all__ = [
     "ChurnState",
     "Perturbations",
     "PlasticityConfig",
+    "ResetRule",
+    "ShrinkPerturb",
     "StackedMembers",
     "UnitCapture",
     "UnitLayer",
     "UnitLayout",
     "UnitPlasticity",
     "UnitRecorder",
+    "UnitReset",
     "activation_grad_scores",
     "advance_reference",
     "apply_with_capture",
@@ -89,11 +94,12 @@ __all__ = [
     "record_losses",
     "redo_scores",
     "reset_count",
+    "reset_rule",
     "reset_units",
     "restart_on_task_switch",
     "select_units",
+    "shrink_and_perturb",
     "spectrum_rank",
-    "global_norm",
     "weight_norm",
     "zero_optimizer_state",
     "zero_perturbations",

@@ -1,5 +1,5 @@
 """Frozen configs of the plasticity tools, nested in every learner's config: PlasticityConfig
-(ReDo / ReGraMa resets, arXiv 2505.24061) and ChurnConfig (C-CHAIN, arXiv 2506.00592).
+(ReDo / ReGraMa resets, arXiv 2505.24061; Shrink and Perturb) and ChurnConfig (C-CHAIN, arXiv 2506.00592).
 """
 
 from __future__ import annotations
@@ -9,15 +9,17 @@ from typing import Annotated, Literal
 
 import tyro
 
-from jaxrl_suite.validation import require, require_defaults
+from jaxrl_suite.validation import added_field, require, require_defaults
 
-PLASTICITY_METHODS = ("none", "redo", "regrama")
+PLASTICITY_METHODS = ("none", "redo", "regrama", "shrink-perturb")
+UNIT_METHODS = ("redo", "regrama")  # the methods that reset units selected by a score
 GRAMA_SCORES = ("activation_grad", "kernel_grad")
 CHURN_METHODS = ("none", "cchain")
 CHAIN_WEIGHTS = ("value_coefficient", "policy_coefficient")  # read by SAC/TD3 (CHAIN) only
 # C-CHAIN's adaptive coefficient, read by PPO and DQN only (SAC/TD3's CHAIN uses fixed weights).
 ADAPTIVE_FIELDS = ("initial_coefficient", "kappa", "window", "warmup", "adaptive", "min_coefficient")
-RESET_FIELDS = ("period", "threshold", "max_reset_fraction")
+UNIT_RESET_FIELDS = ("threshold", "max_reset_fraction")
+SHRINK_PERTURB_FIELDS = ("shrink_factor", "perturb_scale")
 # Thresholds of the papers: ReDo tau = 0.1 (its DQN setting); ReGraMa tau = 0 for plain MLPs.
 DEFAULT_THRESHOLDS = {"redo": 0.1, "regrama": 0.0}
 
@@ -31,8 +33,8 @@ def _flag(name: str):
 class PlasticityConfig:
     """Dormant/inactive neuron resets and the unit diagnostics that come with them."""
 
-    method: Annotated[Literal["none", "redo", "regrama"], _flag("plasticity")] = "none"
-    """none, redo (activation score, Sokar et al. 2023) or regrama (gradient score)."""
+    method: Annotated[Literal["none", "redo", "regrama", "shrink-perturb"], _flag("plasticity")] = "none"
+    """none, redo (Sokar et al. 2023), regrama (gradient score) or shrink-perturb (Ash & Adams 2020)."""
     score: Annotated[Literal["activation_grad", "kernel_grad"], _flag("grama-score")] = "activation_grad"
     """ReGraMa's reset score (method regrama only): E|dL/d pre-activation| per unit, or the proxy
     mean_j |dL/dW[j, i]|; other methods log grama_inactive_ratio with activation_grad."""
@@ -42,6 +44,10 @@ class PlasticityConfig:
     """Reset units whose normalized score is <= this; None: 0.1 for redo, 0.0 for regrama."""
     max_reset_fraction: Annotated[float, _flag("max-reset-fraction")] = 0.05
     """At most this fraction of each layer's units is reset at once (lowest scores first)."""
+    shrink_factor: Annotated[float, _flag("shrink-factor")] = added_field("2026-12-03", default=0.8)
+    """Shrink and Perturb's lambda: theta <- lambda * theta + sigma * (a fresh initialization)."""
+    perturb_scale: Annotated[float, _flag("perturb-scale")] = added_field("2026-12-03", default=0.2)
+    """Shrink and Perturb's sigma."""
     log_unit_activity: Annotated[bool, _flag("log-unit-activity")] = False
     """Log dormant / GraMa-inactive ratios and feature rank even when method is none."""
     diagnostic_threshold: Annotated[float, _flag("diagnostic-threshold")] = 0.1
@@ -54,7 +60,7 @@ class PlasticityConfig:
     @property
     def captures_units(self) -> bool:
         """Whether the learner has to capture unit activations and gradients."""
-        return self.enabled or self.log_unit_activity
+        return self.method in UNIT_METHODS or self.log_unit_activity
 
     @property
     def reset_threshold(self) -> float:
@@ -74,12 +80,21 @@ class PlasticityConfig:
                 "a fraction in (0, 1]")
         require(self.diagnostic_threshold >= 0, owner, "diagnostic_threshold", self.diagnostic_threshold,
                 "a float >= 0")
+        require(0.0 <= self.shrink_factor <= 1.0, owner, "shrink_factor", self.shrink_factor, "a float in [0, 1]")
+        require(self.perturb_scale >= 0, owner, "perturb_scale", self.perturb_scale, "a float >= 0")
         if not self.enabled:
-            require_defaults(self, RESET_FIELDS, owner,
+            require_defaults(self, ("period",), owner,
+                             "unless a reset method is on (--reset-period acts only with "
+                             "--plasticity redo|regrama|shrink-perturb)")
+        if self.method not in UNIT_METHODS:
+            require_defaults(self, UNIT_RESET_FIELDS, owner,
                              "unless method is 'redo' or 'regrama' (reset settings act only with --plasticity redo|regrama)")
+        if self.method != "shrink-perturb":
+            require_defaults(self, SHRINK_PERTURB_FIELDS, owner,
+                             "unless method='shrink-perturb' (--shrink-factor and --perturb-scale are its settings)")
         if not self.captures_units:
             require_defaults(self, ("diagnostic_threshold",), owner,
-                             "unless a reset method or log_unit_activity is on (nothing is logged otherwise)")
+                             "unless method is 'redo' or 'regrama' or log_unit_activity is on (nothing is logged otherwise)")
         return self
 
 
@@ -133,11 +148,3 @@ class ChurnConfig:
             require_defaults(self, CHAIN_WEIGHTS, owner,
                              "(only SAC/TD3's CHAIN reads these weights; PPO and DQN run C-CHAIN)", defaults)
         return self
-
-
-def rebuild_nested_configs(config: object) -> None:
-    """In a learner config's __post_init__: `plasticity` and `churn` read back from config.json
-    as dicts become PlasticityConfig and ChurnConfig again (the config is frozen, hence setattr)."""
-    for name, kind in (("plasticity", PlasticityConfig), ("churn", ChurnConfig)):
-        if isinstance(getattr(config, name), dict):
-            object.__setattr__(config, name, kind(**getattr(config, name)))

@@ -14,6 +14,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jaxrl_suite.optim import global_norm
 from jaxrl_suite.xla_cpu.serial_linalg import singular_values, symmetric_eigenvalues
 
 DEFAULT_RANK_DELTA = 0.01
@@ -62,16 +63,6 @@ def ntk_rank(
     """Rank of the empirical NTK: eigenvalues of K needed for (1 - delta) of its trace. [] int32."""
     eigenvalues = symmetric_eigenvalues(ntk_gram(output_fn, params, probe_inputs))
     return spectrum_rank(jnp.maximum(eigenvalues, 0.0), delta)
-
-
-def global_norm(tree: Any) -> jax.Array:
-    """[] L2 norm of every element of `tree` together, as ONE reduction.
-
-    optax.global_norm reduces each leaf on its own (a kernel per leaf); flattening the leaves
-    into one vector first leaves a single fused reduction (PPO's gradient clip relies on it).
-    """
-    flat = jnp.concatenate([jnp.ravel(leaf).astype(jnp.float32) for leaf in jax.tree.leaves(tree)])
-    return jnp.sqrt(jnp.sum(jnp.square(flat)))
 
 
 def weight_norm(params: Any) -> jax.Array:

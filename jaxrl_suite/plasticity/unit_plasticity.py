@@ -1,7 +1,7 @@
-"""ReDo / ReGraMa for a learner in four calls: capture in the loss, score, log, reset when due.
+"""Resets for a learner in four calls: capture in the loss, score, log, reset when due.
 
 Binds a PlasticityConfig to one network (its layout, initializer and optimizer) so that
-learners add a few lines; everything it returns is pure and jittable.
+learners add a few lines; what a reset does is the config's rule (reset_rules.py).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from jaxrl_suite.plasticity.config import PlasticityConfig
 from jaxrl_suite.plasticity.diagnostics import effective_rank
 from jaxrl_suite.plasticity.ensemble import StackedMembers
 from jaxrl_suite.plasticity.layout import UnitLayout, find_unit_layout
-from jaxrl_suite.plasticity.resets import reset_count, reset_units, zero_optimizer_state
+from jaxrl_suite.plasticity.reset_rules import GRAMA, REDO, reset_rule
+from jaxrl_suite.plasticity.resets import reset_units, zero_optimizer_state
 from jaxrl_suite.plasticity.scores import (
     LayerValues,
     activation_grad_scores,
     inactive_fraction,
     kernel_grad_scores,
     redo_scores,
-    select_units,
 )
 
 
@@ -57,17 +57,12 @@ class _NothingRecorded:
         return None
 
 
-# Keys of `UnitPlasticity.scores`.
-REDO = "redo"
-GRAMA = "grama"
 # Keys of `UnitPlasticity.metrics`.
 RATIO_METRICS = ("dormant_ratio", "grama_inactive_ratio")
-# Key of the reset metrics (units reset by an update, summed by the runner).
-RESET_METRIC = "reset_units_sum"
 
 
 class UnitPlasticity:
-    """ReDo/ReGraMa tools bound to one network.
+    """Reset rule (ReDo, ReGraMa, Shrink and Perturb) and unit diagnostics bound to one network.
 
     config:            the learner's PlasticityConfig (validated).
     apply_fn:          network.apply.
@@ -102,6 +97,7 @@ class UnitPlasticity:
         self.optimizer = optimizer
         self.ensemble = ensemble
         self.active = config.captures_units
+        self.rule = reset_rule(config)
         self._example = (example_variables, example_inputs)
 
     @functools.cached_property
@@ -119,7 +115,7 @@ class UnitPlasticity:
         """The apply whose units the layout describes: the network's, or one member's."""
         return self.apply_fn if self.ensemble is None else self.ensemble.member_apply
 
-    def _per_member(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def per_member(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """`fn` of one network's values; for an ensemble, vmapped over the members' leading axis
         of every argument."""
         return fn if self.ensemble is None else jax.vmap(fn)
@@ -150,7 +146,7 @@ class UnitPlasticity:
             return apply_with_capture(self.layout, self._unit_apply_fn, unit_variables, unit_perturbations,
                                       *args, **kwargs)
 
-        return self._per_member(member_apply)(self._unit_variables(variables), perturbations)
+        return self.per_member(member_apply)(self._unit_variables(variables), perturbations)
 
     @contextlib.contextmanager
     def recording(self, perturbations: Perturbations | None) -> Iterator[UnitRecorder | _NothingRecorded]:
@@ -180,7 +176,7 @@ class UnitPlasticity:
                 grama = activation_grad_scores(self.layout, perturbation_grads)
             return {REDO: redo_scores(capture), GRAMA: grama}
 
-        return self._per_member(member_scores)(capture, perturbation_grads, self._unit_variables(param_grads))
+        return self.per_member(member_scores)(capture, perturbation_grads, self._unit_variables(param_grads))
 
     def metrics(self, scores: dict[str, LayerValues]) -> dict[str, jax.Array]:
         """dormant_ratio and grama_inactive_ratio at config.diagnostic_threshold; {} when inactive.
@@ -200,7 +196,7 @@ class UnitPlasticity:
 
     def no_reset_metrics(self) -> dict[str, jax.Array]:
         """The reset metrics of an update that did not try to reset (same keys as `maybe_reset`'s)."""
-        return {RESET_METRIC: jnp.zeros((), jnp.float32)} if self.config.enabled else {}
+        return {self.rule.metric: jnp.zeros((), jnp.float32)} if self.rule is not None else {}
 
     def probe(self, variables: Any, *args: Any, **kwargs: Any) -> dict[str, jax.Array]:
         """Forward-only diagnostics on a probe batch, for evaluation time: dormant ratio (ReDo
@@ -216,7 +212,7 @@ class UnitPlasticity:
                 metrics[f"feature_rank_{key.rsplit('/', 1)[-1]}"] = effective_rank(features).astype(jnp.float32)
             return metrics
 
-        metrics = self._per_member(member_probe)(self._unit_variables(variables))
+        metrics = self.per_member(member_probe)(self._unit_variables(variables))
         return metrics if self.ensemble is None else jax.tree.map(jnp.mean, metrics)
 
     def maybe_reset(
@@ -236,31 +232,32 @@ class UnitPlasticity:
         entry a reset touches is copied into the target too, so averaging does not blend a
         re-drawn neuron's incoming weights with its old ones. Returns (variables, opt_state,
         target_variables, {"reset_units_sum": ...})."""
-        if not self.config.enabled:
+        if self.rule is None:
             return variables, opt_state, target_variables, {}
-        method_scores = scores[REDO] if self.config.method == "redo" else scores[GRAMA]
-        masks = self._per_member(
-            lambda member_scores: select_units(member_scores, self.config.reset_threshold,
-                                               self.config.max_reset_fraction)
-        )(method_scores)
         due = (updates_done % self.config.period == 0) & (updates_done > 0)
         # Fresh weights are costly (orthogonal init runs a QR): draw them only when due.
         reset_now = lockstep_flag(due)
+        rule = self.rule
 
         def reset(operands):
             variables, opt_state, target_variables = operands
-            new_variables, touched = self._reset_units(variables, self.init_fn(key), masks)
+            new_variables, touched, value = rule.reset(self, variables, self.init_fn(key), scores)
             if target_variables is not None:
                 target_variables = jax.tree.map(lambda target, new, mask: jnp.where(mask, new, target),
                                                 target_variables, new_variables, touched)
-            return new_variables, zero_optimizer_state(self.optimizer, opt_state, touched), target_variables
+            if rule.zeroes_moments:
+                opt_state = zero_optimizer_state(self.optimizer, opt_state, touched)
+            return new_variables, opt_state, target_variables, value
 
-        variables, opt_state, target_variables = jax.lax.cond(
-            reset_now, reset, lambda operands: operands, (variables, opt_state, target_variables)
+        def keep(operands):
+            return (*operands, jnp.zeros((), jnp.float32))
+
+        variables, opt_state, target_variables, value = jax.lax.cond(
+            reset_now, reset, keep, (variables, opt_state, target_variables)
         )
-        return variables, opt_state, target_variables, {RESET_METRIC: jnp.where(due, reset_count(masks), 0.0)}
+        return variables, opt_state, target_variables, {rule.metric: jnp.where(due, value, 0.0)}
 
-    def _reset_units(self, variables: Any, fresh_variables: Any, masks: dict[str, jax.Array]) -> tuple[Any, Any]:
+    def reset_selected(self, variables: Any, fresh_variables: Any, masks: dict[str, jax.Array]) -> tuple[Any, Any]:
         """`reset_units` on the network, or on every ensemble member with its own masks row."""
         if self.ensemble is None:
             return reset_units(self.layout, variables, fresh_variables, masks)

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
+from flax import serialization
 
 
 class CheckpointError(RuntimeError):
@@ -39,6 +40,43 @@ def _storable(tree: Any) -> Any:
 def _rebuild_empty(restored: Any, target: Any) -> Any:
     return jax.tree.map(lambda value, spec: jnp.zeros(spec.shape, spec.dtype) if _is_empty(spec) else value,
                         restored, target)
+
+
+def _completed(on_disk: Any, template: Any, path: str = "") -> Any:
+    """The state dict read without a target, with each field the template holds as None (a
+    train-state field added after the checkpoint was written, e.g. an unused method's state)
+    filled in as None; ValueError naming the first other difference."""
+    if not isinstance(template, dict):
+        return on_disk
+    if on_disk is None and not jax.tree.leaves(template):  # an empty state (optax.EmptyState) is stored as None
+        return template
+    if isinstance(on_disk, (list, tuple)):  # sequences are stored as lists, state dicts key them "0", "1", ...
+        on_disk = {str(index): value for index, value in enumerate(on_disk)}
+    if not isinstance(on_disk, dict):
+        raise ValueError(f"{path or 'the train state'} is {type(on_disk).__name__} on disk, expected fields")
+    completed = {}
+    for key, value in template.items():
+        if key in on_disk:
+            completed[key] = _completed(on_disk[key], value, f"{path}.{key}" if path else key)
+        elif value is None:
+            completed[key] = None
+        else:
+            raise ValueError(f"the checkpoint has no {path + '.' if path else ''}{key}: it was written by a "
+                             f"version of jaxrl_suite with another train state; continue it with that version, "
+                             f"or start a new run")
+    extra = sorted(set(on_disk) - set(template))
+    if extra:
+        raise ValueError(f"the checkpoint holds {', '.join(extra)}, which this version's train state has not")
+    return completed
+
+
+def _matches(restored: Any, target: Any) -> bool:
+    try:
+        return jax.tree.structure(restored) == jax.tree.structure(target) and all(
+            tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype
+            for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(target), strict=True))
+    except ValueError:
+        return False
 
 
 # After a failed read TensorStore's remaining callbacks report "Event loop is closed" tracebacks into
@@ -141,20 +179,41 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint found in {self.directory}; nothing to resume from")
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         try:
-            with quiet_orbax():
-                manager = _manager(self.directory, self.keep, read_only=True)
-                try:
-                    restored = manager.restore(step, args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(_storable(target)), metadata=ocp.args.JsonRestore()
-                    ))
-                finally:
-                    manager.close()
+            try:
+                state, metadata = self._read(step, _storable(target))
+            except ValueError as error:
+                if "structure" not in str(error).lower():  # Orbax: "... tree structures do not match", "Structure mismatch"
+                    raise
+                state, metadata = self._read_older_layout(step, target)
         except Exception as error:  # Orbax raises many types for truncated or foreign files
             raise CheckpointError(
                 f"checkpoint {step} in {self.directory} could not be restored "
                 f"({describe_error(error)}); the run directory was left unchanged"
             ) from error
-        return _rebuild_empty(restored.state, target), restored.metadata
+        return _rebuild_empty(state, target), metadata
+
+    def _read(self, step: int, item: Any) -> tuple[Any, dict[str, Any]]:
+        """(state, metadata) of checkpoint `step`, into the structure of `item` (None: as stored)."""
+        with quiet_orbax():
+            manager = _manager(self.directory, self.keep, read_only=True)
+            try:
+                restored = manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(item), metadata=ocp.args.JsonRestore()
+                ))
+            finally:
+                manager.close()
+        return restored.state, restored.metadata
+
+    def _read_older_layout(self, step: int, target: Any) -> tuple[Any, dict[str, Any]]:
+        """A checkpoint written before fields were added to the train state: read as stored, the
+        added fields (None in `target`) filled in, and every leaf checked against `target`."""
+        on_disk, metadata = self._read(step, None)
+        storable = _storable(target)
+        state = serialization.from_state_dict(
+            storable, _completed(on_disk, serialization.to_state_dict(storable)))
+        if not _matches(state, storable):
+            raise ValueError("the checkpoint's train state has other shapes or dtypes than this run's")
+        return state, metadata
 
     def restore_newest_intact(self, abstract_state: Any) -> Restored:
         """The newest checkpoint that restores, trying older ones after a failure; CheckpointError

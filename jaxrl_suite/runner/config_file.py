@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import types
 import typing
 from typing import Any
+
+from jaxrl_suite.validation import ADDED_SINCE
 
 RUN_FILE_KEYS = ("algo", "env", "run", "learner")
 IGNORED_KEYS = ("machine",)  # what ran it (jaxrl_suite.machine); no part of the run's definition
@@ -81,7 +84,8 @@ def _convert(value: Any, hint: Any, path: str) -> Any:
 
 def dataclass_from_json(cls: type, values: dict[str, Any], path: str) -> Any:
     """An instance of the dataclass `cls` from its JSON object `values` (at `path` in config.json):
-    every field must be present with a value of its declared type, and no other key."""
+    every field must be present with a value of its declared type, and no other key; only a field
+    added after runs were written (`validation.added_field`) may be missing, and takes its default."""
     fields = {field.name: field for field in dataclasses.fields(cls)}
     for key in values:
         if key not in fields:
@@ -92,9 +96,28 @@ def dataclass_from_json(cls: type, values: dict[str, Any], path: str) -> Any:
     converted = {}
     for name in fields:
         if name not in values:
+            if ADDED_SINCE in fields[name].metadata:
+                continue
             raise ValueError(f"invalid config.json {path}.{name}: missing; expected {_expected(hints[name])}")
         converted[name] = _convert(values[name], hints[name], f"{path}.{name}")
     return cls(**converted)
+
+
+def with_added_defaults(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object `values` of the dataclass `cls` with each missing field that was added after
+    runs were written (`validation.added_field`; nested configs too) set to its default, as JSON,
+    so an older run's config.json compares equal to the same run's today."""
+    hints = typing.get_type_hints(cls)
+    completed = dict(values)
+    for field in dataclasses.fields(cls):
+        if field.name not in completed:
+            if ADDED_SINCE in field.metadata:
+                default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+                as_json = dataclasses.asdict(default) if dataclasses.is_dataclass(default) else default
+                completed[field.name] = json.loads(json.dumps(as_json, default=str))
+        elif dataclasses.is_dataclass(hints[field.name]) and isinstance(completed[field.name], dict):
+            completed[field.name] = with_added_defaults(hints[field.name], completed[field.name])
+    return completed
 
 
 def check_run_file(payload: Any, algorithms: typing.Collection[str]) -> dict[str, Any]:

@@ -102,8 +102,15 @@ def write_config(run_dir: pathlib.Path, algo: str, env_id: str, run: RunConfig, 
 
 
 def _stored_definition(run_dir: str | pathlib.Path) -> dict[str, Any]:
+    """config.json without the machine, with the fields added since it was written at their defaults."""
+    from jaxrl_suite.algorithms import ALGORITHMS, get_algorithm
+    from jaxrl_suite.runner.config_file import with_added_defaults
+
     stored = read_config(run_dir)
     stored.pop(MACHINE_KEY, None)
+    if stored.get("algo") in ALGORITHMS and isinstance(stored.get("learner"), dict):
+        config_class = get_algorithm(stored["algo"]).load("config_class")
+        stored["learner"] = with_added_defaults(config_class, stored["learner"])
     return stored
 
 

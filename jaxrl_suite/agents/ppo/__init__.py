@@ -3,9 +3,16 @@ config (PPOConfig, per-family defaults), losses (pure loss pieces), learner (PPO
 """
 
 from jaxrl_suite.agents.ppo.config import PPOConfig, default_config
-from jaxrl_suite.agents.ppo.learner import PPO, Batch, PPOTrainState, Trajectory, bootstrap_values, make_ppo
+from jaxrl_suite.agents.ppo.learner import (
+    PPO,
+    Batch,
+    PPOTrainState,
+    Trajectory,
+    bootstrap_values,
+    make_ppo,
+    with_learning_rate,
+)
 from jaxrl_suite.agents.ppo.losses import (
-    clip_by_global_norm,
     clipped_surrogate_loss,
     explained_variance,
     standardize,
@@ -19,11 +26,11 @@ __all__ = [
     "PPOTrainState",
     "Trajectory",
     "bootstrap_values",
-    "clip_by_global_norm",
     "clipped_surrogate_loss",
     "default_config",
     "explained_variance",
     "make_ppo",
     "standardize",
     "value_loss",
+    "with_learning_rate",
 ]

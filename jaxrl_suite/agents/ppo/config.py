@@ -5,14 +5,14 @@ defaults that make `--env` alone train well (default_config).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from jaxrl_suite.early_stop import FixedHorizonConfig, validate_stop_fields
 from jaxrl_suite.envs.registry import make_raw
 from jaxrl_suite.envs.spaces import Box
 from jaxrl_suite.networks import ACTIVATIONS, SQUASH_MODES
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
-from jaxrl_suite.plasticity.config import rebuild_nested_configs
-from jaxrl_suite.validation import require
+from jaxrl_suite.validation import added_field, rebuild_nested_configs, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +93,13 @@ class PPOConfig:
     """ReDo / ReGraMa resets (period counts PPO iterations) and unit diagnostics."""
     churn: ChurnConfig = ChurnConfig()
     """C-CHAIN: policy churn on a reshuffled minibatch (Gaussian mean MSE, or KL for discrete actions)."""
+    early_stop: Literal["none", "fixed-horizon"] = added_field("2026-12-03", default="none")
+    """Early episode termination: "none", or "fixed-horizon" (each episode stops at a random step
+    H, as a truncation); LEAST needs a Q critic and is the off-policy learners'."""
+    horizon: FixedHorizonConfig = added_field("2026-12-03", default_factory=FixedHorizonConfig)
+    """The fixed-horizon rule's constants (used when early_stop="fixed-horizon")."""
+
+    owner: ClassVar[str] = "ppo"
 
     def __post_init__(self):  # rebuilt from config.json
         rebuild_nested_configs(self)
@@ -150,8 +157,11 @@ class PPOConfig:
               'False unless action_squash="tanh"')
         self.plasticity.validate("ppo.plasticity")
         self.churn.validate("ppo.churn", chain_weights=False)
+        validate_stop_fields(self, PPO_STOP_MODES)
         return self
 
+
+PPO_STOP_MODES = ("none", "fixed-horizon")
 
 MINATAR_DEFAULTS = dict(
     num_envs=64, rollout_length=128, num_minibatches=8, learning_rate=5e-4, total_steps=10_000_000,

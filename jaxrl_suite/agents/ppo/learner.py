@@ -39,15 +39,16 @@ from jaxrl_suite.agents.normalizer import (
 )
 from jaxrl_suite.agents.ppo.config import PPOConfig
 from jaxrl_suite.agents.ppo.losses import (
-    clip_by_global_norm,
     clipped_surrogate_loss,
     explained_variance,
     standardize,
     value_loss,
 )
+from jaxrl_suite.early_stop import STOP_RULE_KEY_STREAM, make_stop_rule, step_envs
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.networks import ActorCritic, env_action, squashed_gaussian_entropy
+from jaxrl_suite.optim import clip_by_global_norm, global_norm
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import (
     PROBE_SIZE,
@@ -55,7 +56,6 @@ from jaxrl_suite.plasticity import (
     UnitPlasticity,
     churn_categorical_kl,
     churn_mse,
-    global_norm,
     init_churn_state,
     network_probe,
     record_losses,
@@ -66,18 +66,24 @@ from jaxrl_suite.xla_cpu import shuffle
 from jaxrl_suite.xla_cpu.masked_map import gathered_map_where
 
 
+def with_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
+    """PPO's optimizer state with the step size of the next Adam steps set to `learning_rate`."""
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": learning_rate})
+
+
 @struct.dataclass
 class PPOTrainState:
     """Everything that defines a PPO run's future (one seed; the runner stacks seeds in front).
 
     params:        network parameters (replicated over devices).
-    opt_state:     optax state of global-norm clipping + Adam.
+    opt_state:     optax state: inject_hyperparams (the learning rate) around global-norm clipping + Adam.
     env_state:     envs.State batched over [num_envs] (split over devices).
     obs_stats:     RunningMeanStd of observations, [*obs_shape].
     return_scaler: ReturnScaler, discounted returns [num_envs] and their statistics.
     rng:           uint32[2] raw PRNG key.
     update_count:  [] int32 PPO iterations done (drives learning-rate annealing).
     churn:         C-CHAIN's ChurnState (None when churn is off).
+    early_stop:    the stop rule's state (None when early_stop="none").
     """
 
     params: Any
@@ -88,6 +94,7 @@ class PPOTrainState:
     rng: jax.Array
     update_count: jax.Array
     churn: ChurnState | None = None
+    early_stop: Any = None
 
 
 @struct.dataclass
@@ -155,6 +162,7 @@ class PPO:
         self.mesh = mesh
         self.env_steps_per_update = config.batch_size
         self.eval_max_steps = env.max_episode_steps or config.eval_max_steps
+        self.stop_rule = make_stop_rule(config, env.env_id, env.max_episode_steps)
         # Where a data-dependent loop is free (CPU), the rollout runs the critic only on the
         # final observations of truncated episodes (see rollout); on an accelerator the loop's
         # condition would make every step wait for the host.
@@ -180,12 +188,10 @@ class PPO:
             state_dependent_std=config.state_dependent_std,
             init_log_std=config.init_log_std,
         )
-        # The learning rate is applied by hand (see minibatch_step) so that annealing follows
-        # PPO iterations even when a KL early stop skips steps, and so sweeps can trace it.
-        self.optimizer = optax.chain(
-            clip_by_global_norm(config.max_grad_norm) if config.max_grad_norm else optax.identity(),
-            optax.scale_by_adam(eps=config.adam_eps),
-        )
+        # The learning rate is a hyperparameter in the optimizer's state (optax.inject_hyperparams),
+        # set from `learning_rate(update_count)` at each iteration: annealing follows PPO iterations
+        # even when a KL early stop skips steps, and a sweep's traced value reaches Adam.
+        self.optimizer = optax.inject_hyperparams(self._optimizer)(learning_rate=config.learning_rate)
         example_obs = jnp.zeros((1, *self.observation_shape), jnp.float32)
         init_network = lambda key: self.network.init(key, example_obs)  # noqa: E731
         self.plasticity = UnitPlasticity(
@@ -219,6 +225,10 @@ class PPO:
     def _env_action(self, raw_action: jax.Array) -> jax.Array:
         return env_action(raw_action, self.env.action_space, self.config.action_squash)
 
+    def _optimizer(self, learning_rate: jax.Array) -> optax.GradientTransformation:
+        clip = clip_by_global_norm(self.config.max_grad_norm) if self.config.max_grad_norm else optax.identity()
+        return optax.chain(clip, optax.scale_by_adam(eps=self.config.adam_eps), optax.scale(-learning_rate))
+
     def learning_rate(self, update_count: jax.Array) -> jax.Array:
         """The step size of PPO iteration `update_count` (0-based): linear decay to 0 if annealed."""
         if not self.config.anneal_lr:
@@ -243,6 +253,8 @@ class PPO:
             rng=rng,
             update_count=jnp.zeros((), jnp.int32),
             churn=init_churn_state(self.config.churn, params) if self.config.churn.enabled else None,
+            early_stop=None if self.stop_rule is None else self.stop_rule.init(
+                self.config.num_envs, jax.random.fold_in(key, STOP_RULE_KEY_STREAM)),
         )
 
     def update(self, state: PPOTrainState) -> tuple[PPOTrainState, dict[str, jax.Array]]:
@@ -250,8 +262,9 @@ class PPO:
         config = self.config
         rng, rollout_key, epochs_key = jax.random.split(state.rng, 3)
         params = replicate(state.params, self.mesh)
-        env_state, trajectory, episode_metrics = self.rollout(
-            params, state.obs_stats, self._shard_envs(state.env_state), rollout_key
+        env_state, early_stop, trajectory, episode_metrics = self.rollout_with_stop_rule(
+            params, state.obs_stats, self._shard_envs(state.env_state), state.early_stop,
+            state.update_count * self.env_steps_per_update, rollout_key,
         )
         return_scaler = state.return_scaler
         if config.normalize_rewards:
@@ -265,8 +278,9 @@ class PPO:
         if config.churn.enabled:
             task_index = env_state.info["task_index"][0] if "task_index" in env_state.info else 0
             churn = restart_on_task_switch(config.churn, churn, params, task_index)
+        opt_state = with_learning_rate(state.opt_state, learning_rate)
         (params, opt_state, _, churn_reference), train_metrics, scores = self.run_epochs(
-            params, state.opt_state, state.obs_stats, batch, learning_rate, epochs_key, churn=churn
+            params, opt_state, state.obs_stats, batch, epochs_key, churn=churn
         )
         if config.churn.enabled:
             churn = record_losses(config.churn, churn.replace(reference_params=churn_reference),
@@ -289,6 +303,7 @@ class PPO:
             rng=rng,
             update_count=state.update_count + 1,
             churn=churn,
+            early_stop=early_stop,
         )
         metrics = {**episode_metrics, **gae_metrics, **train_metrics, "learning_rate": learning_rate}
         return new_state, metrics
@@ -318,10 +333,23 @@ class PPO:
     def rollout(
         self, params: Any, obs_stats: RunningMeanStd, env_state: State, key: jax.Array
     ) -> tuple[State, Trajectory, dict[str, jax.Array]]:
-        """rollout_length steps of the stochastic policy on every env.
+        """`rollout_with_stop_rule` of a learner without a stop rule: (env state, Trajectory, sums)."""
+        if self.stop_rule is not None:
+            raise ValueError("this PPO has a stop rule; call rollout_with_stop_rule with its state")
+        env_state, _, trajectory, metrics = self.rollout_with_stop_rule(params, obs_stats, env_state, None, 0, key)
+        return env_state, trajectory, metrics
 
-        Returns the next env state, the Trajectory [T, num_envs, ...] and the sums over
-        episodes that finished during the rollout (completed_return_sum, ...).
+    def rollout_with_stop_rule(
+        self, params: Any, obs_stats: RunningMeanStd, env_state: State, early_stop: Any, first_env_step: jax.Array,
+        key: jax.Array,
+    ) -> tuple[State, Any, Trajectory, dict[str, jax.Array]]:
+        """rollout_length steps of the stochastic policy on every env; the stop rule (if any, with
+        state `early_stop`; `first_env_step` this seed's env steps before the rollout) observes
+        every step and its mask ends episodes as truncations.
+
+        Returns the next env state, the rule's state, the Trajectory [T, num_envs, ...] and the
+        sums over episodes that finished during the rollout (completed_return_sum, ..., and the
+        rule's counts).
 
         Bootstrap values: with `critic_on_truncations_only` (CPU) the critic runs at each step
         only on the final observations of envs truncated there (a gather loop, `masked_map`;
@@ -331,17 +359,22 @@ class PPO:
         one product. Both agree to float rounding where GAE reads them (tested).
         """
         num_envs = self.config.num_envs
+        rule = self.stop_rule
         value_of_one = lambda obs: self._value(params, obs_stats, obs)  # noqa: E731
 
-        def env_step(env_state: State, step_key: jax.Array):
+        def env_step(carry: tuple[State, Any], step_key_and_index: tuple[jax.Array, jax.Array]):
+            env_state, early_stop = carry
+            step_key, step_index = step_key_and_index
             chex.assert_shape(env_state.obs, (num_envs, *self.observation_shape))
             if self.values_while_acting:
                 policy, value = self._policy_and_value(params, obs_stats, env_state.obs)
             else:
                 policy, value = self._policy(params, obs_stats, env_state.obs), None
             raw_action = policy.sample(seed=step_key)
-            next_state = jax.vmap(self.env.step)(env_state, self._env_action(raw_action))
-            next_state = self._shard_envs(next_state)
+            next_state, early_stop, rule_metrics, _ = step_envs(
+                self.env, env_state, self._env_action(raw_action), rule, early_stop,
+                first_env_step + step_index * num_envs, place=self._shard_envs)
+            episode_sums = {**completed_episode_sums(next_state), **rule_metrics}
             transition = Trajectory(
                 obs=env_state.obs,
                 raw_action=raw_action,
@@ -357,10 +390,11 @@ class PPO:
                 after_step = gathered_map_where(value_of_one, next_state.truncated, final_obs, jnp.zeros(num_envs))
             else:
                 after_step = final_obs
-            return next_state, (transition, after_step, completed_episode_sums(next_state))
+            return (next_state, early_stop), (transition, after_step, episode_sums)
 
         step_keys = jax.random.split(key, self.config.rollout_length)
-        env_state, (trajectory, after_steps, episode_sums) = jax.lax.scan(env_step, env_state, step_keys)
+        (env_state, early_stop), (trajectory, after_steps, episode_sums) = jax.lax.scan(
+            env_step, (env_state, early_stop), (step_keys, jnp.arange(self.config.rollout_length)))
         if self.critic_on_truncations_only:
             truncated_last = trajectory.done[-1] & ~trajectory.terminated[-1]
             last = jnp.where(truncated_last, after_steps[-1], self._value(params, obs_stats, env_state.obs))
@@ -372,7 +406,7 @@ class PPO:
             trajectory = trajectory.replace(value=self._value(params, obs_stats, trajectory.obs))
         trajectory = self._shard_envs(trajectory, axis=1)
         episode_metrics = {name: sums.sum() for name, sums in episode_sums.items()}
-        return env_state, trajectory, episode_metrics
+        return env_state, early_stop, trajectory, episode_metrics
 
     def make_batch(self, trajectory: Trajectory) -> tuple[Batch, dict[str, jax.Array]]:
         """GAE over the trajectory, then flatten [T, num_envs] to [T * num_envs] samples."""
@@ -436,7 +470,7 @@ class PPO:
         return churn_mse(current, reference)
 
     def minibatch_step(self, carry, minibatches: tuple[Batch, Batch | None], *, obs_stats: RunningMeanStd,
-                       learning_rate: jax.Array, churn_coefficient: jax.Array | None = None):
+                       churn_coefficient: jax.Array | None = None):
         """One Adam step on a minibatch, skipped (params kept) once the KL early stop fired.
 
         carry: (params, opt_state, kl_stopped [] bool, churn reference params or None). The KL is
@@ -465,7 +499,7 @@ class PPO:
         params_before = params
         grads = replicate(grads, self.mesh)
         updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+        new_params = optax.apply_updates(params, updates)
         evaluated = ~kl_stopped
         if self.config.target_kl is None:
             # No early stop: a per-leaf select would only cost copies of params and moments.
@@ -483,7 +517,7 @@ class PPO:
         return (params, opt_state, kl_stopped, churn_reference), (metrics, scores)
 
     def epoch(self, carry, epoch_key: jax.Array, *, batch: Batch, obs_stats: RunningMeanStd,
-              learning_rate: jax.Array, churn_coefficient: jax.Array | None = None):
+              churn_coefficient: jax.Array | None = None):
         """Shuffles the batch into [num_minibatches, minibatch_size, ...] and steps on each
         (with C-CHAIN, next to an independent reshuffle as reference minibatches)."""
         config = self.config
@@ -498,12 +532,11 @@ class PPO:
 
         references = shuffled(jax.random.fold_in(epoch_key, 1)) if churn_coefficient is not None else None
         step = lambda carry, minibatches: self.minibatch_step(  # noqa: E731
-            carry, minibatches, obs_stats=obs_stats, learning_rate=learning_rate, churn_coefficient=churn_coefficient
+            carry, minibatches, obs_stats=obs_stats, churn_coefficient=churn_coefficient
         )
         return jax.lax.scan(step, carry, (shuffled(epoch_key), references))
 
-    def run_epochs(self, params, opt_state, obs_stats, batch: Batch, learning_rate, key,
-                   churn: ChurnState | None = None):
+    def run_epochs(self, params, opt_state, obs_stats, batch: Batch, key, churn: ChurnState | None = None):
         """num_epochs epochs; metrics averaged over the minibatches evaluated before a KL stop.
 
         Returns (carry (params, opt_state, kl_stopped, churn reference), metrics, plasticity
@@ -511,8 +544,7 @@ class PPO:
         """
         churn_coefficient = None if churn is None else churn.coefficient
         epoch = lambda carry, epoch_key: self.epoch(  # noqa: E731
-            carry, epoch_key, batch=batch, obs_stats=obs_stats, learning_rate=learning_rate,
-            churn_coefficient=churn_coefficient,
+            carry, epoch_key, batch=batch, obs_stats=obs_stats, churn_coefficient=churn_coefficient,
         )
         carry = (params, opt_state, jnp.zeros((), bool), None if churn is None else churn.reference_params)
         carry, (stacked, stacked_scores) = jax.lax.scan(epoch, carry, jax.random.split(key, self.config.num_epochs))

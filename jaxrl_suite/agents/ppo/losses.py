@@ -1,5 +1,5 @@
 """PPO's pure loss pieces: the clipped surrogate, the (optionally clipped) value loss,
-advantage standardization, explained variance and a fused global-norm clip for the optimizer.
+advantage standardization and explained variance.
 """
 
 from __future__ import annotations
@@ -7,9 +7,6 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
-import optax
-
-from jaxrl_suite.plasticity import global_norm
 
 
 def clipped_surrogate_loss(ratio: jax.Array, advantage: jax.Array, clip_eps: float) -> jax.Array:
@@ -38,23 +35,6 @@ def value_loss(
 def standardize(x: jax.Array, epsilon: float = 1e-8) -> jax.Array:
     """(x - mean) / (std + eps) over all of x."""
     return (x - x.mean()) / (x.std() + epsilon)
-
-
-def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
-    """optax.clip_by_global_norm with the norm from `global_norm` and one scalar factor.
-
-    Same result (up to rounding) and same state (optax.EmptyState): updates are scaled by
-    max_norm / norm when norm >= max_norm. The per-leaf work is then a multiply by a scalar,
-    which fuses into Adam's elementwise moment updates, instead of a divide and a select per leaf.
-    """
-
-    def update(updates, state, params=None):
-        del params
-        norm = global_norm(updates)
-        scale = jnp.where(norm < max_norm, 1.0, max_norm / norm)
-        return jax.tree.map(lambda u: u * scale.astype(u.dtype), updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:
