@@ -30,7 +30,7 @@ from jaxrl_suite.early_stop import LeastConfig  # noqa: E402
 from jaxrl_suite.envs import list_env_ids  # noqa: E402
 from jaxrl_suite.runner import RunConfig, read_metrics, train_or_continue  # noqa: E402
 from jaxrl_suite.runner.plots import seed_curves  # noqa: E402
-from jaxrl_suite.sweep import parse_field_value  # noqa: E402
+from jaxrl_suite.runner.sweep import parse_field_value  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

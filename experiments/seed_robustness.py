@@ -25,8 +25,8 @@ from jaxrl_suite import algorithms  # noqa: E402
 from jaxrl_suite.machine import describe_machine, machine_info  # noqa: E402
 from jaxrl_suite.reference_tasks import REFERENCE_TASKS, ReferenceTask, reference_task  # noqa: E402
 from jaxrl_suite.runner import RunConfig, read_metrics, train_or_continue  # noqa: E402
+from jaxrl_suite.runner.sweep import parse_grid  # noqa: E402
 from jaxrl_suite.stats import solved_rate_interval, summarize_seeds  # noqa: E402
-from jaxrl_suite.sweep import parse_grid  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results" / "seed_robustness"
 

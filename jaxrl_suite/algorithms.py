@@ -25,7 +25,7 @@ class Algorithm:
     make_learner: str
     traced_fields: tuple[str, ...] = ()
     """Float config fields the learner only uses inside traced arithmetic: a sweep may vmap over
-    them in one compiled program (see jaxrl_suite.sweep)."""
+    them in one compiled program (see jaxrl_suite.runner.sweep)."""
 
     def load(self, attribute: str) -> Any:
         return getattr(importlib.import_module(self.module), getattr(self, attribute))

@@ -93,7 +93,7 @@ def sweep_command(argv: Sequence[str]) -> int:
     from jaxrl_suite.cli_args import parse_train_flags, refuse_unread_flags
     from jaxrl_suite.envs import env_spec
     from jaxrl_suite.runner import RunConfig
-    from jaxrl_suite.sweep import parse_grid, run_sweep
+    from jaxrl_suite.runner.sweep import parse_grid, run_sweep
 
     if not argv or argv[0].startswith("-"):
         print("usage: jaxrl sweep ALGO --env ENV_ID --grid FIELD=V1,V2 [--grid ...] [train flags]", file=sys.stderr)
@@ -138,7 +138,7 @@ def _report(result: Any, env_id: str) -> int:
     and the outputs the run directory holds."""
     from jaxrl_suite.reference_tasks import solved_return
     from jaxrl_suite.runner import read_metrics
-    from jaxrl_suite.runner.loop import RUN_ARTIFACTS
+    from jaxrl_suite.runner.run_dir import RUN_ARTIFACTS
 
     records = result.records or read_metrics(result.run_dir)
     last = records[-1] if records else {}
@@ -171,7 +171,7 @@ def eval_command(argv: Sequence[str]) -> int:
 
     from jaxrl_suite import algorithms
     from jaxrl_suite.runner import Checkpointer, init_seeds
-    from jaxrl_suite.runner.loop import CHECKPOINT_DIR
+    from jaxrl_suite.runner.run_dir import CHECKPOINT_DIR
 
     parser = argparse.ArgumentParser(prog="jaxrl eval", description="evaluate the saved policy of a run")
     parser.add_argument("run_dir")

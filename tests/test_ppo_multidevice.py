@@ -20,7 +20,7 @@ from jaxrl_suite.envs import make
 from jaxrl_suite.parallel import make_mesh
 from jaxrl_suite.runner import RunConfig, read_metrics, train
 from jaxrl_suite.runner.checkpoints import Checkpointer
-from jaxrl_suite.runner.loop import CHECKPOINT_DIR
+from jaxrl_suite.runner.run_dir import CHECKPOINT_DIR
 from tests.conftest import cpu_devices_env
 
 # Trains one PPO case without a mesh and on `mesh`, and prints how far metrics, evaluation and

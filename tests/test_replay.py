@@ -6,7 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_suite.replay import Transition, add_batch, check_replay_fits, init_replay, item_bytes, sample_batch
+from jaxrl_suite.agents.replay import (
+    Transition,
+    add_batch,
+    check_replay_fits,
+    init_replay,
+    item_bytes,
+    sample_batch,
+)
 
 
 def _items(values):

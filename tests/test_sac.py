@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from jaxrl_suite import algorithms
-from jaxrl_suite.agents.off_policy import bootstrap_target, critic_regression_loss, polyak_update
 from jaxrl_suite.agents.sac import (
     SACConfig,
     default_config,
@@ -19,6 +18,7 @@ from jaxrl_suite.agents.sac import (
     soft_critic_target,
     temperature_loss,
 )
+from jaxrl_suite.agents.targets import bootstrap_target, critic_regression_loss, polyak_update
 from jaxrl_suite.early_stop import LeastConfig
 from jaxrl_suite.envs import make
 from jaxrl_suite.networks.off_policy_heads import tanh_gaussian_log_prob

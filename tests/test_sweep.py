@@ -11,7 +11,7 @@ from jaxrl_suite.agents.ppo import make_ppo
 from jaxrl_suite.algorithms import default_config
 from jaxrl_suite.envs import make
 from jaxrl_suite.runner import RunConfig, init_seeds, make_chunk_fn, read_metrics
-from jaxrl_suite.sweep import TracedHyperparameterLearner, parse_grid, plan, run_sweep
+from jaxrl_suite.runner.sweep import TracedHyperparameterLearner, parse_grid, plan, run_sweep
 
 SMALL = dict(num_envs=4, rollout_length=16, num_minibatches=2, num_epochs=2, total_steps=64 * 3)
 

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrl_suite.agents.replay import Transition
 from jaxrl_suite.agents.td3 import TD3Agent, default_config, make_td3, smoothed_target_action, td3_actor_loss
 from jaxrl_suite.envs import make
-from jaxrl_suite.replay import Transition
 from tests.seeded_learning import assert_learner_solves
 
 PENDULUM = "gymnax/Pendulum-v1"

@@ -9,9 +9,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrl_suite.agents.off_policy import apply_gradients, critic_regression_loss
+from jaxrl_suite.agents.replay import Transition
+from jaxrl_suite.agents.targets import apply_gradients, critic_regression_loss
 from jaxrl_suite.plasticity import chain_value_churn
-from jaxrl_suite.replay import Transition
 
 
 class CriticStep(NamedTuple):

@@ -27,9 +27,17 @@ from flax import struct
 from jax.sharding import Mesh
 
 from jaxrl_suite.agents.episodes import completed_episode_sums, evaluate_policy
-from jaxrl_suite.agents.off_policy import apply_gradients, bootstrap_target, polyak_update
+from jaxrl_suite.agents.replay import (
+    ReplayBuffer,
+    Transition,
+    add_batch,
+    check_replay_fits,
+    init_replay,
+    sample_batch,
+)
 from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
+from jaxrl_suite.agents.targets import apply_gradients, bootstrap_target, polyak_update
 from jaxrl_suite.early_stop import (
     STOP_RULE_KEY_STREAM,
     FixedHorizonConfig,
@@ -53,14 +61,6 @@ from jaxrl_suite.plasticity import (
     network_probe,
     record_losses,
     restart_on_task_switch,
-)
-from jaxrl_suite.replay import (
-    ReplayBuffer,
-    Transition,
-    add_batch,
-    check_replay_fits,
-    init_replay,
-    sample_batch,
 )
 from jaxrl_suite.runner.learner import reduce_stacked_metrics
 from jaxrl_suite.validation import added_field, require

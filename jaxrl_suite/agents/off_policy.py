@@ -1,5 +1,5 @@
 """The collect/update cycle shared by the replay-based actor-critics (SAC, TD3), and their common
-pieces: config fields, bootstrapped targets, critic regression, Polyak averaging, the stop-rule hook-up.
+pieces: config fields, per-family defaults, the stop-rule hook-up (TD targets: targets.py).
 
 Data flow of `update` (one call = one env step of num_envs envs, for one seed):
     act            uniform random actions during warm-up, then the agent's exploration policy
@@ -20,7 +20,6 @@ from typing import Any, ClassVar, Literal, Protocol
 import chex
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 from jax.sharding import Mesh
 
@@ -30,6 +29,14 @@ from jaxrl_suite.agents.normalizer import (
     init_running_mean_std,
     normalize,
     update_running_mean_std,
+)
+from jaxrl_suite.agents.replay import (
+    ReplayBuffer,
+    Transition,
+    add_batch,
+    check_replay_fits,
+    init_replay,
+    sample_batch,
 )
 from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
@@ -45,14 +52,6 @@ from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
 from jaxrl_suite.plasticity import PROBE_SIZE
-from jaxrl_suite.replay import (
-    ReplayBuffer,
-    Transition,
-    add_batch,
-    check_replay_fits,
-    init_replay,
-    sample_batch,
-)
 from jaxrl_suite.runner.learner import reduce_stacked_metrics
 from jaxrl_suite.validation import added_field, require
 
@@ -150,38 +149,6 @@ class OffPolicyAgent(Protocol):
 
 
 # ---------------------------------------------------------------------------- shared pieces
-
-
-def bootstrap_target(reward: jax.Array, terminated: jax.Array, next_value: jax.Array, gamma: float) -> jax.Array:
-    """r + gamma * (1 - terminated) * V(s'), gradient stopped; all [B]. Truncated transitions
-    bootstrap (their next_obs is the pre-reset final observation)."""
-    chex.assert_equal_shape([reward, terminated, next_value])
-    return jax.lax.stop_gradient(reward + gamma * (1.0 - terminated.astype(jnp.float32)) * next_value)
-
-
-def critic_regression_loss(q: jax.Array, target: jax.Array) -> jax.Array:
-    """0.5 * mean over critics and batch of (Q - target)^2; q [num_critics, B], target [B] -> []."""
-    chex.assert_rank([q, target], [2, 1])
-    chex.assert_equal(q.shape[1], target.shape[0])
-    return 0.5 * jnp.mean(jnp.square(q - target[None]))
-
-
-def polyak_update(target: Any, online: Any, tau: float) -> Any:
-    """target <- (1 - tau) * target + tau * online, leafwise."""
-    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
-
-
-def make_optimizer(learning_rate: float, max_grad_norm: float | None) -> optax.GradientTransformation:
-    """Adam, after global-norm clipping when max_grad_norm is set."""
-    adam = optax.adam(learning_rate)
-    return adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
-
-
-def apply_gradients(optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
-                    grads: Any) -> tuple[Any, Any]:
-    """One optimizer step: (new params, new optimizer state)."""
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
 
 
 # ---------------------------------------------------------------------------- the learner

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import jax
 import jax.numpy as jnp
 
+from jaxrl_suite.agents.replay import Transition
 from jaxrl_suite.envs.core import Env, State
-from jaxrl_suite.replay import Transition
 
 Carry = TypeVar("Carry")
 

@@ -25,12 +25,8 @@ from jaxrl_suite.agents.off_policy import (
     OffPolicyConfig,
     OffPolicyLearner,
     action_dim,
-    apply_gradients,
-    bootstrap_target,
     family_defaults,
-    make_optimizer,
     observation_dim,
-    polyak_update,
 )
 from jaxrl_suite.agents.off_policy_units import (
     ACTOR_PREFIX,
@@ -41,10 +37,11 @@ from jaxrl_suite.agents.off_policy_units import (
     reset_keys,
     score_and_reset,
 )
+from jaxrl_suite.agents.replay import Transition
+from jaxrl_suite.agents.targets import apply_gradients, bootstrap_target, make_optimizer, polyak_update
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, DeterministicActor
 from jaxrl_suite.plasticity import chain_policy_coefficient, churn_mse
-from jaxrl_suite.replay import Transition
 from jaxrl_suite.validation import require
 
 

@@ -25,10 +25,10 @@ from jaxrl_suite.lm.evaluate import mean_loss
 from jaxrl_suite.models import LanguageModel, ModelConfig, count_parameters, init_params, model_config
 from jaxrl_suite.models.config import ATTENTION_IMPLS, COMPUTE_DTYPES, model_config_from_dict
 from jaxrl_suite.runner.checkpoints import Checkpointer
-from jaxrl_suite.runner.loop import CHECKPOINT_DIR, CONFIG_FILE, PLOT_FILE, prepare_run_dir, read_config
 from jaxrl_suite.runner.metrics_log import MetricsWriter, truncate_metrics
 from jaxrl_suite.runner.plots import plot_runs
 from jaxrl_suite.runner.progress import Progress
+from jaxrl_suite.runner.run_dir import CHECKPOINT_DIR, CONFIG_FILE, PLOT_FILE, prepare_run_dir, read_config
 from jaxrl_suite.validation import require
 
 DATA_AXIS = "data"

@@ -24,8 +24,8 @@ from flax import struct
 from jaxrl_suite import algorithms
 from jaxrl_suite.runner import RunConfig, read_metrics, train
 from jaxrl_suite.runner.chunks import init_one_by_one
-from jaxrl_suite.runner.loop import CONFIG_FILE, write_config
 from jaxrl_suite.runner.metrics_log import METRICS_FILE
+from jaxrl_suite.runner.run_dir import CONFIG_FILE, write_config
 
 
 @struct.dataclass
