@@ -133,8 +133,8 @@ def _make_mesh(num_devices: int) -> Any:
 
 
 def _report(result: Any, env_id: str) -> int:
-    """The final lines of `jaxrl train`: env steps done, the last log point's eval and training
-    returns as mean +- 95% CI over seeds (with the solved count where the env has a threshold),
+    """The final lines of `jaxrl train`: env steps done, the last log point's eval return and each
+    seed's latest training episode return, as mean +- 95% CI over seeds (with the solved count where the env has a threshold),
     and the outputs the run directory holds."""
     from jaxrl_suite.reference_tasks import solved_return
     from jaxrl_suite.runner import read_metrics
@@ -146,12 +146,27 @@ def _report(result: Any, env_id: str) -> int:
     parts = [f"done: {last.get('env_steps', 0):,} env steps x {seeds} seed{'s' if seeds > 1 else ''}"]
     for metric, threshold in (("eval_return", solved_return(env_id)), ("episode_return", None)):
         if f"{metric}_per_seed" in last:
-            parts.append(_seed_summary(metric, last[f"{metric}_per_seed"], threshold))
+            parts.append(_seed_summary(metric, latest_per_seed(records, f"{metric}_per_seed"), threshold))
     print("; ".join(parts) + " (mean +- 95% CI over seeds)")
     written = [name + ("/" if (result.run_dir / name).is_dir() else "") for name in RUN_ARTIFACTS
                if (result.run_dir / name).exists() and not name.endswith(".tmp")]
     print(f"outputs in {result.run_dir}: {' '.join(written)}")
     return 0
+
+
+def latest_per_seed(records: Sequence[dict[str, Any]], key: str) -> list[float | None]:
+    """Each seed's value of `key` at the latest log point where it has one (a chunk in which a
+    seed finished no episode logs None for it; earlier points then speak for that seed)."""
+    latest: list[float | None] | None = None
+    for record in reversed(records):
+        values = record.get(key)
+        if values is None:
+            continue
+        latest = list(values) if latest is None else [old if old is not None else new
+                                                       for old, new in zip(latest, values, strict=True)]
+        if all(value is not None for value in latest):
+            break
+    return latest or []
 
 
 def _seed_summary(metric: str, per_seed: list[float | None], threshold: float | None) -> str:

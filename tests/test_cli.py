@@ -44,3 +44,12 @@ def test_installed_command_turns_the_compilation_cache_on_for_compiling_commands
     monkeypatch.setattr(sys, "argv", ["jaxrl", *argv])
     console_main()  # the train commands then fail on the unknown env id
     assert calls == (["on"] if cached else [])
+
+
+def test_closing_line_takes_each_seeds_latest_finished_episodes():
+    from jaxrl_suite.cli import latest_per_seed
+
+    records = [{"episode_return_per_seed": [1.0, 2.0, None]}, {"other": 1.0},
+               {"episode_return_per_seed": [None, 5.0, None]}, {"episode_return_per_seed": [None, None, None]}]
+    assert latest_per_seed(records, "episode_return_per_seed") == [1.0, 5.0, None]
+    assert latest_per_seed([], "episode_return_per_seed") == []
