@@ -39,8 +39,8 @@ from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.agents.targets import apply_gradients, bootstrap_target, polyak_update
 from jaxrl_suite.early_stop import (
-    STOP_RULE_KEY_STREAM,
     FixedHorizonConfig,
+    init_stop_rule,
     make_stop_rule,
     step_envs,
     validate_stop_fields,
@@ -308,8 +308,7 @@ class DQN:
             rng=rng,
             env_steps=jnp.zeros((), jnp.int32),
             gradient_steps=jnp.zeros((), jnp.int32),
-            early_stop=None if self.stop_rule is None else self.stop_rule.init(
-                self.config.num_envs, jax.random.fold_in(key, STOP_RULE_KEY_STREAM)),
+            early_stop=init_stop_rule(self.stop_rule, self.config.num_envs, key),
         )
 
     def update(self, state: DQNTrainState) -> tuple[DQNTrainState, dict[str, jax.Array]]:

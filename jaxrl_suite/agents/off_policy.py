@@ -41,9 +41,9 @@ from jaxrl_suite.agents.replay import (
 from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.early_stop import (
-    STOP_RULE_KEY_STREAM,
     FixedHorizonConfig,
     LeastConfig,
+    init_stop_rule,
     make_stop_rule,
     step_envs,
     validate_stop_fields,
@@ -246,15 +246,12 @@ class OffPolicyLearner:
         config = self.config
         rng, agent_key, env_key = jax.random.split(key, 3)
         env_state = reset_envs(self.env, env_key, config.num_envs)
-        early_stop = None
-        if self.stop_rule is not None:
-            early_stop = self.stop_rule.init(config.num_envs, jax.random.fold_in(key, STOP_RULE_KEY_STREAM))
         return OffPolicyTrainState(
             agent=self.agent.init(agent_key),
             obs_stats=init_running_mean_std((self.obs_dim,)),
             env_state=shard_along(env_state, self.mesh, 0),
             replay=init_replay(config.buffer_size, self.example_transition()),
-            least=early_stop,
+            least=init_stop_rule(self.stop_rule, config.num_envs, key),
             critic_loss=jnp.zeros((), jnp.float32),
             critic_grad_norm=jnp.zeros((), jnp.float32),
             rng=rng,

@@ -37,6 +37,7 @@ from jaxrl_suite.early_stop.rule import (
     STOP_RULE_KEY_STREAM,
     StopRule,
     env_step_statistics,
+    init_stop_rule,
     step_envs,
 )
 from jaxrl_suite.validation import require, require_defaults
@@ -95,6 +96,7 @@ __all__ = [
     "env_step_statistics",
     "exploration_noise",
     "histogram_entropy",
+    "init_stop_rule",
     "init_least",
     "least_state_bytes",
     "least_step",

@@ -65,6 +65,12 @@ def env_step_statistics(env_state: State, next_env_state: State, env_steps_befor
     }
 
 
+def init_stop_rule(rule: StopRule | None, num_envs: int, seed_key: jax.Array) -> Any:
+    """The rule's initial state for one seed (None without a rule), drawn from its own stream of
+    the seed's key so that the learner's other draws are the same with or without a rule."""
+    return None if rule is None else rule.init(num_envs, jax.random.fold_in(seed_key, STOP_RULE_KEY_STREAM))
+
+
 def step_envs(
     env: Any, env_state: State, action: jax.Array, rule: StopRule | None, rule_state: Any,
     env_steps_before: jax.Array, *, place: Callable[[State], State] = lambda state: state,

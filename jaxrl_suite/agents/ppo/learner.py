@@ -44,7 +44,7 @@ from jaxrl_suite.agents.ppo.losses import (
     standardize,
     value_loss,
 )
-from jaxrl_suite.early_stop import STOP_RULE_KEY_STREAM, make_stop_rule, step_envs
+from jaxrl_suite.early_stop import init_stop_rule, make_stop_rule, step_envs
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.networks import ActorCritic, env_action, squashed_gaussian_entropy
@@ -253,8 +253,7 @@ class PPO:
             rng=rng,
             update_count=jnp.zeros((), jnp.int32),
             churn=init_churn_state(self.config.churn, params) if self.config.churn.enabled else None,
-            early_stop=None if self.stop_rule is None else self.stop_rule.init(
-                self.config.num_envs, jax.random.fold_in(key, STOP_RULE_KEY_STREAM)),
+            early_stop=init_stop_rule(self.stop_rule, self.config.num_envs, key),
         )
 
     def update(self, state: PPOTrainState) -> tuple[PPOTrainState, dict[str, jax.Array]]:
