@@ -7,6 +7,7 @@ field is a flag (`jaxrl train ppo --env ... --help` lists them).
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ commands:
   plot DIR [DIR ...] [--output PNG] learning curves (mean and 95% CI over seeds)
   envs [--family F]                 list environment ids with observation and action specs
   lm train|eval|generate|models     Forgetting Transformer language models (jaxrl lm --help)
+  lm sft|dpo                        online RLHF on the bag-of-words task: SFT, then DPO/RLOO/best-of-2
 """
 
 
@@ -139,6 +141,7 @@ def _report(result: Any, env_id: str) -> int:
     from jaxrl_suite.reference_tasks import solved_return
     from jaxrl_suite.runner import read_metrics
     from jaxrl_suite.runner.run_dir import RUN_ARTIFACTS
+    from jaxrl_suite.runner.timing import TIMING_FILE, describe_timing
 
     records = result.records or read_metrics(result.run_dir)
     last = records[-1] if records else {}
@@ -148,6 +151,9 @@ def _report(result: Any, env_id: str) -> int:
         if f"{metric}_per_seed" in last:
             parts.append(_seed_summary(metric, latest_per_seed(records, f"{metric}_per_seed"), threshold))
     print("; ".join(parts) + " (mean +- 95% CI over seeds)")
+    timing = result.run_dir / TIMING_FILE
+    if timing.exists():
+        print(describe_timing(json.loads(timing.read_text())))
     written = [name + ("/" if (result.run_dir / name).is_dir() else "") for name in RUN_ARTIFACTS
                if (result.run_dir / name).exists() and not name.endswith(".tmp")]
     print(f"outputs in {result.run_dir}: {' '.join(written)}")

@@ -17,6 +17,7 @@ import pytest
 from jaxrl_suite import stats
 from jaxrl_suite.cli import main
 from jaxrl_suite.runner import plots, read_metrics
+from jaxrl_suite.runner.timing import describe_timing
 
 TINY_PPO = ["--num-envs", "4", "--rollout-length", "16", "--hidden-sizes", "16", "--num-minibatches", "2",
             "--num-epochs", "1", "--num-eval-envs", "2", "--no-anneal-lr", "--no-progress", "--no-tensorboard"]
@@ -68,8 +69,13 @@ def test_report_gives_ci_and_solved_count_and_lists_only_written_outputs(finishe
                      r"episode_return -?[\d.]+ \+- [\d.]+", stdout), stdout
     last = read_metrics(run_dir)[-1]
     assert stats.summarize_seeds(last["eval_return_per_seed"], 475.0).describe() in stdout
-    outputs = stdout.strip().splitlines()[-1]
-    assert outputs == f"outputs in {run_dir}: config.json metrics.jsonl checkpoints/ learning_curve.png"
+    timing_line, outputs = stdout.strip().splitlines()[-2:]
+    assert outputs == f"outputs in {run_dir}: config.json metrics.jsonl checkpoints/ learning_curve.png timing.json"
+    timing = json.loads((run_dir / "timing.json").read_text())
+    assert timing_line == describe_timing(timing)
+    phases = ("init", "compile", "train", "eval", "checkpoint", "logging", "other")
+    assert all(timing[name] >= 0 for name in phases) and timing["compile"] > 0 and timing["train"] > 0
+    assert abs(sum(timing[name] for name in phases) - timing["total"]) < 0.01
 
 
 def test_config_json_records_the_machine(finished_run):
@@ -137,7 +143,7 @@ def test_resume_without_a_committed_checkpoint_suggests_overwrite(run_copy, caps
 
 
 def _truncate_state_files(checkpoint_dir):
-    for path in (checkpoint_dir / "state").rglob("*"):
+    for path in (checkpoint_dir / "packed").rglob("*"):
         if path.is_file():
             path.write_bytes(path.read_bytes()[:5])
 
@@ -149,14 +155,14 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(run_copy, capfd):
     out, err = capfd.readouterr()
     assert "checkpoint 4 could not be restored (" in out and "resuming from checkpoint 3, the newest intact one" in out
     assert "absl" not in err and "Traceback" not in err
-    assert (run_copy / "unreadable_checkpoints" / "4" / "state").is_dir()  # set aside, not deleted
+    assert (run_copy / "unreadable_checkpoints" / "4" / "packed").is_dir()  # set aside, not deleted
     assert [r["env_steps"] for r in read_metrics(run_copy)] == [r["env_steps"] for r in full]
     assert read_metrics(run_copy)[:3] == full[:3]
 
 
 def test_resume_with_no_intact_checkpoint_is_one_line(run_copy, capfd):
     for step in ("2", "3", "4"):
-        for path in (run_copy / "checkpoints" / step / "state").rglob("d/*"):
+        for path in (run_copy / "checkpoints" / step / "packed").rglob("d/*"):
             path.unlink()  # TensorStore's errors carry a JSON spec of a kilobyte or more
     before = snapshot(run_copy)
     assert main(["train", "ppo", "--resume", str(run_copy)]) == 2

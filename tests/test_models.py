@@ -92,7 +92,7 @@ def test_fox_with_unit_forget_gates_is_plain_causal_attention_without_positions(
 def test_forget_gate_bias_init_gives_log_spaced_decay_times():
     config = small("fox", forget_gate_bias_init=(2.0, 200.0), num_heads=4, attention_impl="reference")
     params = init_params(config, jax.random.PRNGKey(0))
-    bias = params["block_0"]["attention"]["forget_gate"]["bias"]
+    bias = params["blocks"]["attention"]["forget_gate"]["bias"][0]  # scanned layout: layer axis first
     decay_times = -1.0 / np.asarray(jax.nn.log_sigmoid(bias))
     np.testing.assert_allclose(decay_times, np.geomspace(2.0, 200.0, 4), rtol=1e-4)
 
@@ -102,9 +102,10 @@ def test_init_is_normal_with_paper_std_and_zero_gate_bias():
     params = init_params(config, jax.random.PRNGKey(0))
     embedding = params["embedding"]["embedding"]
     assert abs(float(embedding.std()) - 0.02) < 0.002 and abs(float(embedding.mean())) < 0.002
-    np.testing.assert_array_equal(params["block_1"]["attention"]["forget_gate"]["bias"], 0.0)
-    np.testing.assert_array_equal(params["block_1"]["attention"]["query_norm"]["scale"], 1.0)
-    chex.assert_shape(params["block_1"]["attention"]["query_norm"]["scale"], (4, 32))  # one scale per head
+    attention = params["blocks"]["attention"]  # scanned layout: [layer, ...]
+    np.testing.assert_array_equal(attention["forget_gate"]["bias"], 0.0)
+    np.testing.assert_array_equal(attention["query_norm"]["scale"], 1.0)
+    chex.assert_shape(attention["query_norm"]["scale"], (config.num_layers, 4, 32))  # one scale per head
 
 
 def _parameter_count(name):

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
 
 from jaxrl_suite.runner import (
     Checkpointer,
@@ -24,7 +25,7 @@ from jaxrl_suite.runner import (
     train,
     train_or_continue,
 )
-from jaxrl_suite.runner.chunks import make_chunk_fn
+from jaxrl_suite.runner.chunks import AheadOfTime, make_chunk_fn
 from jaxrl_suite.runner.loop import dividing_chunk_length
 from tests.toy_learner import ToyConfig, ToyLearner
 
@@ -130,7 +131,7 @@ def test_resume_without_checkpoint_fails_clearly_and_changes_nothing(tmp_path):
 
 
 def _corrupt(checkpoint_dir):
-    state_files = [p for p in (checkpoint_dir / "state").rglob("*") if p.is_file()]
+    state_files = [p for p in (checkpoint_dir / "packed").rglob("*") if p.is_file()]
     assert state_files
     for path in state_files:
         path.write_bytes(b"garbage")
@@ -160,7 +161,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capsys):
     assert [r["updates"] for r in resumed.records] == [40]
     chex.assert_trees_all_equal(resumed.state, full.state)
     assert _stable(read_metrics(tmp_path / "cut")) == _stable(read_metrics(tmp_path / "full"))
-    assert (tmp_path / "cut" / "unreadable_checkpoints" / "40" / "state").is_dir()
+    assert (tmp_path / "cut" / "unreadable_checkpoints" / "40" / "packed").is_dir()
 
 
 def test_resume_without_a_committed_checkpoint_leaves_the_unfinished_one(tmp_path):
@@ -243,3 +244,90 @@ def test_bad_run_config_names_field(field, value, tmp_path):
 def test_budget_smaller_than_one_update_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 8"):
         train(ToyLearner(), RunConfig(total_steps=4), tmp_path, algo="toy", env_id="none")
+
+
+# ------------------------------------------------------- ahead-of-time programs, background saves
+
+
+def test_ahead_of_time_programs_match_the_jitted_path_bit_for_bit(tmp_path):
+    """`train` compiles its chunk and evaluation programs ahead of time (the evaluation on a
+    background thread); the states and eval returns equal plain jit calls of the same functions."""
+    learner, run = ToyLearner(), dataclasses.replace(RUN, eval_every=8 * 5)
+    result = train(learner, run, tmp_path / "run", algo="toy", env_id="none")
+    state = init_seeds(learner, run.seed, run.num_seeds)
+    chunk, evaluate = make_chunk_fn(learner, 5), jax.jit(jax.vmap(learner.evaluate))
+    keys = jnp.stack([jax.random.PRNGKey(seed) for seed in range(run.num_seeds)])
+    for record in result.records:
+        state, _ = chunk(state)
+        expected = np.asarray(evaluate(state, loop.eval_keys(keys, record["updates"]))["eval_return"])
+        np.testing.assert_array_equal(np.asarray(record["eval_return_per_seed"], np.float32), expected)
+    chex.assert_trees_all_equal(result.state, state)
+
+
+def test_ahead_of_time_falls_back_to_jit_for_other_arguments():
+    jitted = jax.jit(lambda x: x * 2.0)
+    program = AheadOfTime(jitted, jnp.zeros((3,), jnp.float32))
+    assert program.compiled is None and float(program(jnp.ones((3,)))[0]) == 2.0  # not compiled yet: jit
+    program.compile()
+    np.testing.assert_array_equal(program(jnp.arange(3.0)), [0.0, 2.0, 4.0])
+    np.testing.assert_array_equal(program(jnp.ones((2,), jnp.float32)), [2.0, 2.0])  # other shape: jit
+    np.testing.assert_array_equal(program(jnp.ones((3,), jnp.int32)), [2.0, 2.0, 2.0])  # other dtype: jit
+
+
+@struct.dataclass
+class _WithConstants:
+    x: jax.Array
+    constants: np.ndarray = struct.field(pytree_node=False, default=None)  # like an MJX model's arrays
+
+
+def test_ahead_of_time_accepts_states_with_static_array_fields():
+    """A physics env state carries numpy constants as static fields; calls must not compare them."""
+    state = _WithConstants(jnp.ones(2), np.zeros((0, 3)))
+    program = AheadOfTime(jax.jit(lambda s: s.replace(x=s.x + 1.0)), state).compile()
+    np.testing.assert_array_equal(program(program(state)).x, [3.0, 3.0])
+
+
+KILLED_RUN = """
+import os, pathlib, signal, sys
+from jaxrl_suite.runner import checkpoints, loop
+from tests.toy_learner import ToyLearner
+from tests.test_runner import RUN
+
+kill_at = int(sys.argv[2])
+save = checkpoints.Checkpointer.save
+
+def save_then_die(self, step, state, metadata):
+    save(self, step, state, metadata)  # returns while Orbax writes in the background
+    if step == kill_at:
+        unfinished = any(self.directory.glob("*.orbax-checkpoint-tmp*"))
+        pathlib.Path(sys.argv[3]).write_text("mid-save" if unfinished else "after-save")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoints.Checkpointer.save = save_then_die
+loop.train(ToyLearner(), RUN, sys.argv[1], algo="toy", env_id="none")
+"""
+
+
+def test_sigkill_during_a_background_save_resumes_from_an_intact_checkpoint(tmp_path):
+    """The process is killed right after `save` hands checkpoint 25 to the background writer:
+    the resumed run starts from the newest committed checkpoint (25 if it was finished, else 20)
+    and ends bit for bit like an uninterrupted run."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    full = train(ToyLearner(), RUN, tmp_path / "full", algo="toy", env_id="none")
+    script, marker = tmp_path / "killed_run.py", tmp_path / "killed_when"
+    script.write_text(KILLED_RUN)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    completed = subprocess.run([sys.executable, str(script), str(tmp_path / "cut"), "25", str(marker)], cwd=root,
+                               env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True)
+    assert completed.returncode == -9, completed.stderr[-2000:]
+    assert marker.read_text() in ("mid-save", "after-save")
+    committed = Checkpointer(tmp_path / "cut" / "checkpoints").all_steps()
+    assert committed and committed[-1] in (20, 25)
+    resumed = train(ToyLearner(), RUN, tmp_path / "cut", algo="toy", env_id="none", resume=True)
+    assert resumed.records[0]["updates"] == committed[-1] + 5
+    chex.assert_trees_all_equal(resumed.state, full.state)
+    assert _stable(read_metrics(tmp_path / "cut")) == _stable(read_metrics(tmp_path / "full"))

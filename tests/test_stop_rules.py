@@ -7,6 +7,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from flax import struct
 
@@ -19,7 +20,7 @@ from jaxrl_suite.early_stop import (
     LeastConfig,
     make_stop_rule,
 )
-from jaxrl_suite.runner import Checkpointer
+from jaxrl_suite.runner import Checkpointer, checkpoints
 from jaxrl_suite.runner.chunks import init_seeds, make_chunk_fn
 
 
@@ -146,12 +147,27 @@ class _After:
     early_stop: object = None
 
 
-def test_checkpoints_from_before_a_field_was_added_restore(tmp_path):
-    """A train-state field added later (None unless its method is on) is filled in; any other
-    difference is refused with one line."""
-    checkpointer = Checkpointer(tmp_path, keep=1)
-    checkpointer.save(1, _Before(jnp.arange(3.0)), {"updates": 1})
+def _save_per_leaf(directory, step, state, metadata):
+    """A checkpoint as the code before packed_state.py wrote it: Orbax's tree, one array per leaf."""
+    manager = checkpoints._manager(directory, keep=1)
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(checkpoints._storable(state)),
+                                               metadata=ocp.args.JsonSave(metadata)))
+    manager.wait_until_finished()
+    manager.close()
+
+
+def _save_packed(directory, step, state, metadata):
+    checkpointer = Checkpointer(directory, keep=1)
+    checkpointer.save(step, state, metadata)
     checkpointer.close()
+
+
+@pytest.mark.parametrize("save", [_save_packed, _save_per_leaf])
+def test_checkpoints_from_before_a_field_was_added_restore(tmp_path, save):
+    """A train-state field added later (None unless its method is on) is filled in; any other
+    difference is refused with one line; in today's packed layout and in the earlier per-leaf one."""
+    save(tmp_path, 1, _Before(jnp.arange(3.0)), {"updates": 1})
+    assert (tmp_path / "1" / ("packed" if save is _save_packed else "state")).is_dir()
     restored, metadata = Checkpointer(tmp_path).restore(jax.eval_shape(lambda: _After(jnp.zeros(3))))
     assert restored.early_stop is None and metadata == {"updates": 1}
     np.testing.assert_array_equal(restored.x, [0.0, 1.0, 2.0])

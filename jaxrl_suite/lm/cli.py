@@ -18,6 +18,10 @@ commands:
   eval DIR [flags]                         validation loss, per-position loss, extrapolation, needle, ACP
   generate DIR --prompt TEXT [--tokens N]  sample a continuation with the KV cache
   models                                   list the model presets and their parameter counts
+  sft --task bow [--out DIR] [flags]       supervised fine-tuning on the noisy teacher (bag-of-words task)
+  dpo --sft DIR --algo dpo|rloo|best-of-2 --off-policy-n N --mode sync|async [--max-staleness S] [--out DIR]
+                                           online RLHF from an SFT run (asynchronous off-policy online DPO)
+  dpo --resume DIR                         continue an interrupted online RLHF run exactly
 """
 
 
@@ -110,6 +114,63 @@ def generate_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def sft_command(argv: Sequence[str]) -> int:
+    import tyro
+
+    from jaxrl_suite.lm.rlhf.sft import SFTConfig, train_sft
+
+    args_class = dataclasses.make_dataclass("SFTArgs", [
+        ("out", str, dataclasses.field(default="")),
+        ("overwrite", bool, dataclasses.field(default=False)),
+        ("sft", SFTConfig, dataclasses.field(default_factory=SFTConfig)),
+    ], frozen=True)
+    args = tyro.cli(args_class, args=list(argv), prog="jaxrl lm sft", config=(tyro.conf.OmitArgPrefixes,))
+    config = args.sft.validate()
+    out = args.out or f"runs/sft-{config.task}-s{config.seed}"
+    print(f"SFT of {config.model} (d_model {config.d_model}) for {config.steps} steps on {config.task} -> {out}")
+    last = train_sft(config, out, overwrite=args.overwrite)[-1]
+    print(f"done: loss={last['loss']:.4f}; win rate vs the reference {last['win_rate']:.3f}, "
+          f"gold score {last['gold_score']:.3f}, EOS rate {last['eos_rate']:.3f} "
+          f"({config.eval_prompts} held-out prompts, T={config.temperature})")
+    print(f"outputs in {out}: config.json metrics.jsonl checkpoints/")
+    return 0
+
+
+def dpo_command(argv: Sequence[str]) -> int:
+    import tyro
+
+    from jaxrl_suite.lm.rlhf.loop import OnlineConfig, check_online_run, read_online_config, run_online
+
+    args_class = dataclasses.make_dataclass("DPOArgs", [
+        ("sft", str, dataclasses.field(default="")),
+        ("out", str, dataclasses.field(default="")),
+        ("overwrite", bool, dataclasses.field(default=False)),
+        ("resume", str, dataclasses.field(default="")),
+        ("online", OnlineConfig, dataclasses.field(default_factory=OnlineConfig)),
+    ], frozen=True)
+    args = tyro.cli(args_class, args=list(argv), prog="jaxrl lm dpo", config=(tyro.conf.OmitArgPrefixes,))
+    if args.resume:
+        config, sft_dir = read_online_config(args.resume)
+        out, resume = args.resume, True
+    else:
+        if not args.sft:
+            raise ValueError("invalid dpo.sft='': expected an SFT run directory (config.json of kind 'sft', "
+                             "written by `jaxrl lm sft`)")
+        config, sft_dir, resume = args.online, args.sft, False
+        out = args.out or f"runs/{config.algo}-n{config.off_policy_n}-{config.mode}-s{config.seed}"
+    check_online_run(config, sft_dir, out, resume=resume, overwrite=args.overwrite)
+    print(f"{config.algo} ({config.mode}, N={config.off_policy_n}, lag {config.lag}) for {config.episodes:,} "
+          f"episodes from {sft_dir} -> {out}")
+    from jaxrl_suite.runner import read_metrics
+
+    run_online(config, sft_dir, out, resume=resume, overwrite=args.overwrite)
+    last = read_metrics(out)[-1]
+    print(f"done: {last['episodes']:,} episodes; win rate {last.get('win_rate')}, "
+          f"KL to SFT {last.get('eval_kl_to_sft')}")
+    print(f"outputs in {out}: config.json metrics.jsonl checkpoints/")
+    return 0
+
+
 def models_command(argv: Sequence[str]) -> int:
     import jax
 
@@ -132,7 +193,7 @@ def lm_main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     handlers = {"train": train_command, "eval": eval_command, "generate": generate_command,
-                "models": models_command}
+                "models": models_command, "sft": sft_command, "dpo": dpo_command}
     command, rest = argv[0], argv[1:]
     if command not in handlers:
         print(f"unknown command {command!r}; valid: {', '.join(handlers)}\n\n{USAGE}", file=sys.stderr)

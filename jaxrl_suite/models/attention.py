@@ -20,6 +20,7 @@ from jaxrl_suite.models.layers import (
     normal_init,
     per_head_norm,
     rotary_embedding,
+    segment_starts,
     token_shift,
 )
 from jaxrl_suite.ops import forgetting_attention
@@ -90,14 +91,18 @@ class Attention(nn.Module):
         if config.output_norm:
             self.output_norm = per_head_norm(self.config)
 
-    def _project(self, x: jax.Array, positions: jax.Array, key_shift: jax.Array, value_shift: jax.Array):
-        """q [b, t, heads, d], k/v [b, t, kv_heads, d], log forget gates [b, t, heads] float32, new shift states."""
+    def _project(self, x: jax.Array, positions: jax.Array, key_shift: jax.Array, value_shift: jax.Array,
+                 starts: jax.Array | None = None):
+        """q [b, t, heads, d], k/v [b, t, kv_heads, d], log forget gates [b, t, heads] float32, new shift states.
+
+        starts: optional [b, t] bool segment starts, where KV-shift sees zeros instead of the previous token.
+        """
         config = self.config
         query, key, value = self.query(x), self.key(x), self.value(x)
         raw_last_key, raw_last_value = key[:, -1], value[:, -1]
         if config.kv_shift:
-            key = token_shift(key, self.key_shift_gate(x.astype(jnp.float32)), key_shift)
-            value = token_shift(value, self.value_shift_gate(x.astype(jnp.float32)), value_shift)
+            key = token_shift(key, self.key_shift_gate(x.astype(jnp.float32)), key_shift, starts)
+            value = token_shift(value, self.value_shift_gate(x.astype(jnp.float32)), value_shift, starts)
         if config.qk_norm:
             query, key = self.query_norm(query), self.key_norm(key)
         if config.rope:
@@ -116,25 +121,39 @@ class Attention(nn.Module):
             attended = attended * jax.nn.sigmoid(self.output_gate(x))
         return self.output(attended.astype(compute_dtype(self.config)))
 
-    def __call__(self, x: jax.Array, acp_eps: float | None = None) -> tuple[jax.Array, AttentionState]:
-        """Whole sequences from position 0. acp_eps enables Adaptive Computation Pruning in the kernel."""
+    def __call__(self, x: jax.Array, acp_eps: float | None = None,
+                 segment_ids: jax.Array | None = None) -> tuple[jax.Array, AttentionState]:
+        """Whole sequences from position 0. acp_eps enables Adaptive Computation Pruning in the kernel.
+
+        segment_ids: optional [batch, seq] int episode/document ids; f = 0 at a segment's first step, so each
+        segment is attended as its own sequence (KV-shift also restarts there; RoPE is relative, so global
+        positions give the same scores). None leaves everything as without it. With segment ids the returned
+        state spans several segments and is not a valid decode cache.
+        """
         config = self.config
         batch, length, _ = x.shape
         positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
         no_shift = jnp.zeros((batch, config.kv_heads, config.head_dim), x.dtype)
-        query, key, value, log_fgate, last_key, last_value = self._project(x, positions, no_shift, no_shift)
+        starts = None
+        if segment_ids is not None:
+            chex.assert_shape(segment_ids, (batch, length))
+            starts = segment_starts(segment_ids)
+        query, key, value, log_fgate, last_key, last_value = self._project(x, positions, no_shift, no_shift, starts)
         # Kept for the ACP report (jaxrl_suite.lm.acp); dropped by XLA when nobody reads them.
         self.sow("intermediates", "attention_inputs", dict(query=query, key=key, log_fgate=log_fgate))
         block = config.attention_block_size or None
         attended = forgetting_attention(query, key, value, log_fgate, impl=config.attention_impl, acp_eps=acp_eps,
-                                        block_q=block, block_k=block)
+                                        block_q=block, block_k=block, segment_ids=segment_ids)
         chex.assert_shape(attended, (batch, length, config.num_heads, config.head_dim))
         state = AttentionState(keys=key, values=value, log_lambda=jnp.cumsum(log_fgate, axis=1),
                                key_shift=last_key, value_shift=last_value)
         return self._finish(attended, x), state
 
     def decode(self, x: jax.Array, state: AttentionState, position: jax.Array) -> tuple[jax.Array, AttentionState]:
-        """One new token x [batch, 1, d_model] at `position` (= number of cached tokens, >= 1)."""
+        """One new token x [batch, 1, d_model] at `position` (= number of cached tokens, >= 1).
+
+        The cache holds one segment per row: there are no segment ids here (start a new cache for a new one).
+        """
         batch = x.shape[0]
         positions = jnp.full((batch, 1), position)
         query, key, value, log_fgate, last_key, last_value = self._project(

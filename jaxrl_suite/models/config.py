@@ -62,6 +62,10 @@ class ModelConfig:
     """Implementation passed to `jaxrl_suite.ops.forgetting_attention` ('auto', 'reference', 'xla', 'pallas')."""
     attention_block_size: int = 0
     """Query and key tile size of the blockwise kernels (also the ACP tile); 0 = the kernel's default."""
+    scan_layers: bool = True
+    """Blocks under one `lax.scan` with parameters stacked per layer (params['blocks'], leading axis = layer),
+    so a block is traced and compiled once; False = a Python loop over params['block_0'], ... (the layout of
+    runs stored before this field existed; `jaxrl_suite.models.layout` converts between the two)."""
 
     @property
     def kv_heads(self) -> int:
@@ -107,6 +111,7 @@ class ModelConfig:
                 "0 (kernel default) or a positive tile size (a power of 2 >= 16 for 'pallas')")
         require(self.attention_impl in ATTENTION_IMPLS, "model", "attention_impl", self.attention_impl,
                 f"one of {ATTENTION_IMPLS}")
+        require(isinstance(self.scan_layers, bool), "model", "scan_layers", self.scan_layers, "True or False")
         return self
 
 
@@ -141,8 +146,11 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
 
 
 def model_config_from_dict(fields: dict[str, Any]) -> ModelConfig:
-    """Inverse of dataclasses.asdict (JSON turns tuples into lists)."""
-    fields = dict(fields)
+    """Inverse of dataclasses.asdict (JSON turns tuples into lists).
+
+    Fields stored before `scan_layers` existed describe looped parameters, so a missing one means False.
+    """
+    fields = {"scan_layers": False} | dict(fields)
     if fields.get("forget_gate_bias_init") is not None:
         fields["forget_gate_bias_init"] = tuple(fields["forget_gate_bias_init"])
     return ModelConfig(**fields).validate()

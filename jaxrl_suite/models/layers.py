@@ -63,15 +63,25 @@ def rotary_embedding(x: jax.Array, positions: jax.Array, base: float) -> jax.Arr
     return rotated.astype(x.dtype)
 
 
-def token_shift(current: jax.Array, shift_logit: jax.Array, previous_last: jax.Array) -> jax.Array:
+def token_shift(current: jax.Array, shift_logit: jax.Array, previous_last: jax.Array,
+                segment_starts: jax.Array | None = None) -> jax.Array:
     """KV-shift: out_t = a_t * current_{t-1} + (1 - a_t) * current_t with a_t = sigmoid(shift_logit_t).
 
     current: [batch, seq, heads, head_dim]; shift_logit: [batch, seq, heads];
-    previous_last: [batch, heads, head_dim], the unshifted value before position 0 (zeros at a sequence start).
+    previous_last: [batch, heads, head_dim], the unshifted value before position 0 (zeros at a sequence start);
+    segment_starts: optional [batch, seq] bool, where current_{t-1} is replaced by zeros (a new segment).
     """
     previous = jnp.concatenate([previous_last[:, None].astype(current.dtype), current[:, :-1]], axis=1)
+    if segment_starts is not None:
+        previous = jnp.where(segment_starts[..., None, None], jnp.zeros((), previous.dtype), previous)
     mix = jax.nn.sigmoid(shift_logit.astype(jnp.float32))[..., None]
     return (mix * previous + (1.0 - mix) * current).astype(current.dtype)
+
+
+def segment_starts(segment_ids: jax.Array) -> jax.Array:
+    """[batch, seq] bool, True where a segment begins (position 0 and wherever the id changes)."""
+    changed = segment_ids[:, 1:] != segment_ids[:, :-1]
+    return jnp.pad(changed, ((0, 0), (1, 0)), constant_values=True)
 
 
 class SwiGLU(nn.Module):

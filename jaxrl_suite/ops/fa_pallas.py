@@ -72,7 +72,7 @@ def forgetting_attention_pallas(
         num_warps=num_warps,
         num_stages=num_stages,
     )
-    return _attend(q, k, v, lam, start_offset, static)
+    return _attend(q, k, v, lam, start_offset, None, static)
 
 
 def _dot(a, b, contract_a: int, contract_b: int):
@@ -154,8 +154,9 @@ def _forward_kernel(
     lse_ref[...] = jnp.where(seen, row_max + jnp.log2(safe_sum), 0.0)
 
 
-def _forward(q, k, v, lam, start_offset, static: _Static):
+def _forward(q, k, v, lam, start_offset, segment_ids, static: _Static):
     """Returns out [batch, seq, heads, d] and base-2 lse [batch, heads, padded_len]."""
+    del segment_ids  # always None: the entry point refuses segment_ids for impl='pallas'
     grid = static.fwd
     batch, seq_len, heads, head_dim = q.shape
     group = heads // k.shape[2]
@@ -255,8 +256,9 @@ def _dq_kernel(
     dlam_q_ref[...] = dlam_q
 
 
-def _backward(q, k, v, lam, start_offset, out, lse, d_out, static: _Static):
+def _backward(q, k, v, lam, start_offset, segment_ids, out, lse, d_out, static: _Static):
     """Cotangents (dq, dk, dv, dlam): one kernel over key blocks, one over query blocks."""
+    del segment_ids  # always None, as in _forward
     grid = static.bwd
     batch, seq_len, heads, head_dim = q.shape
     kv_heads = k.shape[2]

@@ -20,12 +20,14 @@ def attention_weights(
     *,
     scale: float,
     keep: chex.Array | None = None,
+    segment_ids: chex.Array | None = None,
 ) -> chex.Array:
     """[batch, heads, seq, seq] float32 softmax_j(q_i . k_j * scale + Lambda_i - Lambda_j).
 
     q: [batch, seq, heads, head_dim]; k: [batch, seq, kv_heads, head_dim];
     lam: [batch, heads, seq] float32 Lambda; start_offset: [batch] int;
-    keep: optional [batch, heads, seq, seq] bool, further pairs to drop (e.g. ACP's skipped tiles).
+    keep: optional [batch, heads, seq, seq] bool, further pairs to drop (e.g. ACP's skipped tiles);
+    segment_ids: optional [batch, seq] int, query i sees key j only in its own segment.
     Rows with no visible key (before the offset) are all zero.
     """
     batch, seq_len, heads, _ = q.shape
@@ -38,6 +40,9 @@ def attention_weights(
     mask = (positions[:, None] >= positions[None, :])[None, None] & (
         positions[None, None, None, :] >= start_offset[:, None, None, None]
     )
+    if segment_ids is not None:
+        chex.assert_shape(segment_ids, (batch, seq_len))
+        mask = mask & (segment_ids[:, None, :, None] == segment_ids[:, None, None, :])
     if keep is not None:
         mask = mask & keep
     weights = jax.nn.softmax(jnp.where(mask, logits, MASK_VALUE), axis=-1)
@@ -54,15 +59,16 @@ def forgetting_attention_reference(
     *,
     scale: float,
     keep: chex.Array | None = None,
+    segment_ids: chex.Array | None = None,
 ) -> chex.Array:
     """o_i = sum_{offset <= j <= i} softmax_j(q_i . k_j * scale + Lambda_i - Lambda_j) v_j.
 
     q: [batch, seq, heads, head_dim]; k, v: [batch, seq, kv_heads, head_dim];
-    lam: [batch, heads, seq] float32 Lambda; start_offset: [batch] int; keep: as in
-    `attention_weights`. Returns [batch, seq, heads, head_dim] in q's dtype; rows before the
-    offset are zero.
+    lam: [batch, heads, seq] float32 Lambda; start_offset: [batch] int; keep, segment_ids: as in
+    `attention_weights` (j then also runs over i's segment only). Returns [batch, seq, heads,
+    head_dim] in q's dtype; rows before the offset are zero.
     """
-    weights = attention_weights(q, k, lam, start_offset, scale=scale, keep=keep)
+    weights = attention_weights(q, k, lam, start_offset, scale=scale, keep=keep, segment_ids=segment_ids)
     values = jnp.repeat(v.astype(jnp.float32), q.shape[2] // v.shape[2], axis=2)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, values, precision=jax.lax.Precision.HIGHEST)
     return out.astype(q.dtype)

@@ -108,9 +108,19 @@ def visit_spans(visit, carry, lo, hi, unmasked_lo, unmasked_hi):
     return lax.fori_loop(unmasked_hi, hi, functools.partial(visit, masked=True), carry)
 
 
-def tile_mask(rows: chex.Array, cols: chex.Array, start_offset: chex.Array) -> chex.Array:
-    """[rows, cols] bool: key is at or before the query and not in the left padding."""
-    return (rows[:, None] >= cols[None, :]) & (cols[None, :] >= start_offset)
+def tile_mask(
+    rows: chex.Array,
+    cols: chex.Array,
+    start_offset: chex.Array,
+    row_segments: chex.Array | None = None,
+    col_segments: chex.Array | None = None,
+) -> chex.Array:
+    """[rows, cols] bool: key is at or before the query, not in the left padding and, when
+    segment ids are given ([rows] and [cols] int), in the query's segment."""
+    mask = (rows[:, None] >= cols[None, :]) & (cols[None, :] >= start_offset)
+    if row_segments is None:
+        return mask
+    return mask & (row_segments[:, None] == col_segments[None, :])
 
 
 def block_ranges(
@@ -145,22 +155,23 @@ def block_ranges(
 def blockwise_vjp(forward, backward):
     """A custom-VJP attention function from a blockwise forward and its recomputing backward.
 
-    forward(q, k, v, lam, start_offset, static) -> (out, lse);
-    backward(q, k, v, lam, start_offset, out, lse, d_out, static) -> (dq, dk, dv, dlam).
-    `static` is hashable configuration; start_offset gets no cotangent. Only (q, k, v, lam) are
-    differentiated, so autodiff turns dlam into d log_fgate through the cumsum.
+    forward(q, k, v, lam, start_offset, segment_ids, static) -> (out, lse);
+    backward(q, k, v, lam, start_offset, segment_ids, out, lse, d_out, static) -> (dq, dk, dv, dlam).
+    `static` is hashable configuration; start_offset and segment_ids (None or [batch, seq] int)
+    get no cotangent. Only (q, k, v, lam) are differentiated, so autodiff turns dlam into
+    d log_fgate through the cumsum.
     """
 
-    @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-    def attend(q, k, v, lam, start_offset, static):
-        return forward(q, k, v, lam, start_offset, static)[0]
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+    def attend(q, k, v, lam, start_offset, segment_ids, static):
+        return forward(q, k, v, lam, start_offset, segment_ids, static)[0]
 
-    def attend_fwd(q, k, v, lam, start_offset, static):
-        out, lse = forward(q, k, v, lam, start_offset, static)
-        return out, (q, k, v, lam, start_offset, out, lse)
+    def attend_fwd(q, k, v, lam, start_offset, segment_ids, static):
+        out, lse = forward(q, k, v, lam, start_offset, segment_ids, static)
+        return out, (q, k, v, lam, start_offset, segment_ids, out, lse)
 
     def attend_bwd(static, residuals, d_out):
-        return (*backward(*residuals, d_out, static), None)
+        return (*backward(*residuals, d_out, static), None, None)
 
     attend.defvjp(attend_fwd, attend_bwd)
     return attend

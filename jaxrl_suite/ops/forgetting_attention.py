@@ -44,6 +44,7 @@ def forgetting_attention(
     scale: float | None = None,
     acp_eps: float | None = None,
     start_offset: jax.Array | None = None,
+    segment_ids: jax.Array | None = None,
     check_finite: bool = False,
     interpret: bool | None = None,
     num_warps: int | None = None,
@@ -52,7 +53,8 @@ def forgetting_attention(
     """Causal softmax attention with forget-gate bias D_ij = Lambda_i - Lambda_j.
 
     o_i = sum_{offset <= j <= i} softmax_j(q_i . k_j * scale + Lambda_i - Lambda_j) v_j, where
-    Lambda = cumsum_t(log_fgate) in float32.
+    Lambda = cumsum_t(log_fgate) in float32. With `segment_ids`, f = 0 at a segment's first
+    step: j also runs only over i's segment, as if every segment were its own sequence.
 
     Args:
       q: [batch, seq, heads, head_dim], float32 / bfloat16 / float16, head_dim in [16, 256].
@@ -67,6 +69,10 @@ def forgetting_attention(
         (xla and pallas only; needs log_fgate <= 0).
       start_offset: optional [batch] int, left padding: keys before it are masked, and query rows
         before it (which then see no key) output 0.
+      segment_ids: optional [batch, seq] int, episode/document ids: query i attends key j <= i
+        only if segment_ids[i] == segment_ids[j] (a new segment starts wherever the id changes).
+        log_fgate at a segment's first step is ignored (it may be -inf; its gradient is 0).
+        The output and gradients equal running each segment separately. Reference and xla only.
       check_finite: refuse non-finite inputs (and, with ACP, positive log_fgate). On concrete
         inputs this raises ValueError at once; under jit it stages `checkify.check`s, so wrap
         the caller in `jax.experimental.checkify.checkify` to get the error.
@@ -88,6 +94,12 @@ def forgetting_attention(
     elif not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"{_NAME}: argument 'scale' got {scale!r}, expected a positive finite float")
     start_offset = _validate_offset(start_offset, batch, seq_len)
+    if segment_ids is not None:
+        segment_ids = _validate_segments(segment_ids, batch, seq_len, impl)
+        # f = 0 at a segment's first step (t = 0 included): log f there is replaced by 0 before the
+        # cumsum, so a -inf written there is never summed; the mask keeps decay from crossing.
+        starts = jnp.pad(segment_ids[:, 1:] != segment_ids[:, :-1], ((0, 0), (1, 0)), constant_values=True)
+        log_fgate = jnp.where(starts[..., None], jnp.zeros((), log_fgate.dtype), log_fgate)
     if check_finite:
         arguments = {"q": q, "k": k, "v": v, "log_fgate": log_fgate}
         for name, value in arguments.items():
@@ -99,14 +111,15 @@ def forgetting_attention(
 
     lam = jnp.cumsum(log_fgate.astype(jnp.float32), axis=1).transpose(0, 2, 1)  # [batch, heads, seq]
     if impl == "reference":
-        return forgetting_attention_reference(q, k, v, lam, start_offset, scale=scale)
+        return forgetting_attention_reference(q, k, v, lam, start_offset, scale=scale, segment_ids=segment_ids)
     fwd_defaults, bwd_defaults = DEFAULT_BLOCKS[impl], DEFAULT_PALLAS_BWD_BLOCKS
     if impl == "pallas" and head_dim > 128:
         fwd_defaults, bwd_defaults = LARGE_HEAD_DIM_PALLAS_BLOCKS
     block_q, block_k = _blocks(impl, seq_len, block_q, block_k, fwd_defaults, "")
     if impl == "xla":
         return forgetting_attention_xla(
-            q, k, v, lam, start_offset, scale=scale, block_q=block_q, block_k=block_k, acp_eps=acp_eps
+            q, k, v, lam, start_offset, scale=scale, block_q=block_q, block_k=block_k, acp_eps=acp_eps,
+            segment_ids=segment_ids,
         )
     block_q_bwd, block_k_bwd = _blocks(impl, seq_len, block_q_bwd, block_k_bwd, bwd_defaults, "_bwd")
     if interpret is None:
@@ -193,6 +206,20 @@ def _validate_offset(start_offset, batch: int, seq_len: int) -> jax.Array:
                 f"{_NAME}: argument 'start_offset' got values in [{values.min()}, {values.max()}], expected 0..{seq_len}"
             )
     return start_offset.astype(jnp.int32)
+
+
+def _validate_segments(segment_ids, batch: int, seq_len: int, impl: str) -> jax.Array:
+    if impl == "pallas":
+        raise ValueError(
+            f"{_NAME}: argument 'segment_ids' is not supported by impl='pallas' (use 'xla' or 'reference')"
+        )
+    segment_ids = jnp.asarray(segment_ids)
+    if segment_ids.shape != (batch, seq_len) or not jnp.issubdtype(segment_ids.dtype, jnp.integer):
+        raise ValueError(
+            f"{_NAME}: argument 'segment_ids' got shape {segment_ids.shape} dtype {segment_ids.dtype}, "
+            f"expected [batch={batch}, seq={seq_len}] integers"
+        )
+    return segment_ids.astype(jnp.int32)
 
 
 def _blocks(impl, seq_len, block_q, block_k, defaults, suffix) -> tuple[int, int]:

@@ -1,7 +1,9 @@
 """Orbax checkpoints of the COMPLETE train state (params, optimizer, normalizer, env, RNG, buffers).
 
 Saves are atomic (Orbax writes to a temporary directory then renames) and the last k are kept;
-a resume falls back to the newest checkpoint that restores (`restore_newest_intact`).
+a resume falls back to the newest checkpoint that restores (`restore_newest_intact`). The state
+is stored packed (packed_state.py: one array per dtype); checkpoints of the earlier one-array-
+per-leaf layout, and those of multi-process runs, are read and written as Orbax trees.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from flax import serialization
+
+from jaxrl_suite.runner.packed_state import pack_state, unpack_state
+
+PACKED_ITEM, LAYOUT_ITEM, STATE_ITEM = "packed", "layout", "state"  # a checkpoint's items besides "metadata"
 
 
 class CheckpointError(RuntimeError):
@@ -127,36 +133,48 @@ class Restored:
     unreadable: dict[int, str]
 
 
-def _manager(directory: pathlib.Path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+def _manager(directory: pathlib.Path, keep: int, read_only: bool = False,
+             asynchronous: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=not read_only, read_only=read_only, enable_async_checkpointing=False
+        max_to_keep=keep, create=not read_only, read_only=read_only, enable_async_checkpointing=asynchronous
     )
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
 class Checkpointer:
-    """Keeps the last `keep` checkpoints of (train_state, metadata) under `directory`."""
+    """Keeps the last `keep` checkpoints of (train_state, metadata) under `directory`.
 
-    def __init__(self, directory: str | pathlib.Path, keep: int = 3):
+    asynchronous=True: `save` returns once the state is packed into host memory, while Orbax
+    writes it in the background (the next save, `wait` and `close` wait for it); the caller may
+    donate the state's buffers to its next program at once. Multi-process runs save synchronously.
+    """
+
+    def __init__(self, directory: str | pathlib.Path, keep: int = 3, asynchronous: bool = False):
         self.directory = pathlib.Path(directory)
         self.keep = keep
+        self.asynchronous = asynchronous and jax.process_count() == 1
         self._manager: ocp.CheckpointManager | None = None
 
     @property
     def manager(self) -> ocp.CheckpointManager:
         if self._manager is None:
-            self._manager = _manager(self.directory, self.keep)
+            self._manager = _manager(self.directory, self.keep, asynchronous=self.asynchronous)
         return self._manager
 
     def save(self, step: int, train_state: Any, metadata: dict[str, Any]) -> None:
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_storable(train_state)), metadata=ocp.args.JsonSave(metadata)
-            ),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        if jax.process_count() == 1:  # packed into fresh host arrays: the caller may donate its buffers now
+            packed, layout = pack_state(train_state)
+            items = {PACKED_ITEM: ocp.args.StandardSave(packed), LAYOUT_ITEM: ocp.args.JsonSave({"leaves": layout})}
+        else:  # global arrays that no one process holds whole: Orbax's own tree layout
+            items = {STATE_ITEM: ocp.args.StandardSave(_storable(train_state))}
+        self.manager.save(step, args=ocp.args.Composite(**items, metadata=ocp.args.JsonSave(metadata)), force=True)
+        if not self.asynchronous:
+            self.manager.wait_until_finished()
+
+    def wait(self) -> None:
+        """Returns once every save started so far is committed on disk."""
+        if self._manager is not None:
+            self._manager.wait_until_finished()
 
     def latest_step(self) -> int | None:
         steps = self.all_steps()
@@ -179,6 +197,8 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint found in {self.directory}; nothing to resume from")
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         try:
+            if (self.directory / str(step) / PACKED_ITEM).is_dir():
+                return self._read_packed(step, target)
             try:
                 state, metadata = self._read(step, _storable(target))
             except ValueError as error:
@@ -191,6 +211,18 @@ class Checkpointer:
                 f"({describe_error(error)}); the run directory was left unchanged"
             ) from error
         return _rebuild_empty(state, target), metadata
+
+    def _read_packed(self, step: int, target: Any) -> tuple[Any, dict[str, Any]]:
+        """(state, metadata) of packed checkpoint `step`, into the structure of `target`."""
+        with quiet_orbax():
+            manager = _manager(self.directory, self.keep, read_only=True)
+            try:
+                restored = manager.restore(step, args=ocp.args.Composite(**{
+                    PACKED_ITEM: ocp.args.StandardRestore(), LAYOUT_ITEM: ocp.args.JsonRestore(),
+                    "metadata": ocp.args.JsonRestore()}))
+            finally:
+                manager.close()
+        return unpack_state(getattr(restored, PACKED_ITEM), getattr(restored, LAYOUT_ITEM)["leaves"], target), restored.metadata
 
     def _read(self, step: int, item: Any) -> tuple[Any, dict[str, Any]]:
         """(state, metadata) of checkpoint `step`, into the structure of `item` (None: as stored)."""
@@ -250,6 +282,8 @@ class Checkpointer:
         return moved
 
     def close(self) -> None:
+        """Waits for pending saves, then releases Orbax's manager."""
         if self._manager is not None:
+            self._manager.wait_until_finished()
             self._manager.close()
             self._manager = None

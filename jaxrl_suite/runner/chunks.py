@@ -43,6 +43,33 @@ def make_chunk_fn(learner: Learner, num_updates: int) -> Callable[[Any], tuple[A
     return jax.jit(jax.vmap(one_seed), donate_argnums=0)
 
 
+def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """(shape, dtype, sharding) of every leaf; the tree structure is the compiled call's own check
+    (comparing treedefs would compare static fields, e.g. an env's numpy model constants)."""
+    return tuple((leaf.shape, leaf.dtype, getattr(leaf, "sharding", None)) for leaf in jax.tree.leaves(args))
+
+
+class AheadOfTime:
+    """`jitted` lowered for `args` now and compiled by `compile()` (which may run on another
+    thread), before its first call. A call with arguments of other shapes, dtypes or shardings,
+    or before `compile()` finished, goes to `jitted` itself. Same program, same results."""
+
+    def __init__(self, jitted: Any, *args: Any):
+        self.jitted = jitted
+        self.signature = _signature(args)
+        self.lowered = jitted.lower(*args)
+        self.compiled: Any = None
+
+    def compile(self) -> AheadOfTime:
+        self.compiled = self.lowered.compile()
+        return self
+
+    def __call__(self, *args: Any) -> Any:
+        if self.compiled is not None and _signature(args) == self.signature:
+            return self.compiled(*args)
+        return self.jitted(*args)
+
+
 def seed_keys(seeds: list[int]) -> jax.Array:
     """Raw uint32 [len(seeds), 2] keys, PRNGKey(seed) each, so that Orbax checkpoints them as plain arrays."""
     return jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])

@@ -1,7 +1,9 @@
 """The chunked run loop: compiled chunks of updates, host work (logs, eval, checkpoints) between.
 
 The run directory it writes is run_dir.py's; `resume=True` continues from the newest intact checkpoint and ends with the same metrics as an
-uninterrupted run (or extends the run when only run.total_steps grew).
+uninterrupted run (or extends the run when only run.total_steps grew). Off the critical path: the
+evaluation program compiles on a background thread while the first chunk compiles and runs, and
+checkpoints are written in the background; timing.json holds where the time went.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import math
 import pathlib
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
 import numpy as np
 
 from jaxrl_suite.runner.checkpoints import Checkpointer
-from jaxrl_suite.runner.chunks import init_stacked, make_chunk_fn, seed_keys
+from jaxrl_suite.runner.chunks import AheadOfTime, init_stacked, make_chunk_fn, seed_keys
 from jaxrl_suite.runner.config import RunConfig
 from jaxrl_suite.runner.learner import Learner
 from jaxrl_suite.runner.metrics_log import MetricsWriter, to_json_value, truncate_metrics
@@ -35,6 +38,7 @@ from jaxrl_suite.runner.run_dir import (
     stored_definition,
     write_config,
 )
+from jaxrl_suite.runner.timing import PhaseTimer
 
 DEFAULT_LOG_POINTS = 50
 
@@ -119,6 +123,7 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
     (default `init_stacked`: learner.init for one member after another).
     """
     run.validate()
+    timer = PhaseTimer()
     run_dir = pathlib.Path(run_dir)
     schedule = Schedule.build(run, learner.env_steps_per_update)
     check_memory = getattr(learner, "check_memory", None)
@@ -137,26 +142,33 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
             raise RunDirectoryError(f"cannot resume {run_dir} with another config: {', '.join(differences)} "
                                     "(only a larger run.total_steps may differ)")
     sync_processes("run directory prepared")
-    checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints)
+    checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=run.keep_checkpoints, asynchronous=True)
 
     seeds = list(member_seeds) if member_seeds is not None else list(range(run.seed, run.seed + run.num_seeds))
     keys = seed_keys(seeds)
-    state = init_members(keys) if init_members is not None else init_stacked(learner, keys)
-    updates_done, wall_offset = 0, 0.0
-    if resume:
-        restored = checkpointer.restore_newest_intact(state)
-        state, metadata = restored.state, restored.metadata
-        updates_done, wall_offset = int(metadata["updates"]), float(metadata["wall_time"])
-        if primary:
-            _set_aside_unreadable(checkpointer, restored, run_dir)
-            truncate_metrics(run_dir, updates_done)
-            if stored_definition(run_dir)["run"]["total_steps"] != run.total_steps:  # an extension
-                write_config(run_dir, algo, env_id, run, learner.config)
-        sync_processes("checkpoint restored")
-    elif primary:
-        write_config(run_dir, algo, env_id, run, learner.config)
+    with timer.phase("init"):
+        state = init_members(keys) if init_members is not None else init_stacked(learner, keys)
+        updates_done, wall_offset = 0, 0.0
+        if resume:
+            restored = checkpointer.restore_newest_intact(state)
+            state, metadata = restored.state, restored.metadata
+            updates_done, wall_offset = int(metadata["updates"]), float(metadata["wall_time"])
+            if primary:
+                _set_aside_unreadable(checkpointer, restored, run_dir)
+                truncate_metrics(run_dir, updates_done)
+                if stored_definition(run_dir)["run"]["total_steps"] != run.total_steps:  # an extension
+                    write_config(run_dir, algo, env_id, run, learner.config)
+            sync_processes("checkpoint restored")
+        elif primary:
+            write_config(run_dir, algo, env_id, run, learner.config)
+        jax.block_until_ready(state)
 
-    evaluate = jax.jit(jax.vmap(learner.evaluate))
+    compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxrl-compile")
+    evaluate: Future | None = None
+    if schedule.eval_every_chunks >= 0 and updates_done < schedule.total_updates:
+        with timer.phase("compile"):  # traced here, compiled beside the first chunk
+            evaluate = compiler.submit(AheadOfTime(jax.jit(jax.vmap(learner.evaluate)), state,
+                                                   eval_keys(keys, 0)).compile)
     chunk_fns: dict[int, Any] = {}
     writer = MetricsWriter(run_dir, tensorboard=run.tensorboard) if primary else None
     steps_per_update = learner.env_steps_per_update
@@ -171,43 +183,60 @@ def train(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo
                 break
             length = min(schedule.updates_per_chunk, schedule.total_updates - updates_done)
             if length not in chunk_fns:
-                chunk_fns[length] = make_chunk_fn(learner, length)
-            chunk_start = time.monotonic()
-            state, chunk_metrics = chunk_fns[length](state)
-            chunk_metrics = jax.device_get(chunk_metrics)
-            chunk_seconds = time.monotonic() - chunk_start
+                with timer.phase("compile"):
+                    chunk_fns[length] = AheadOfTime(make_chunk_fn(learner, length), state).compile()
+            with timer.phase("train"):
+                chunk_start = time.monotonic()
+                state, chunk_metrics = chunk_fns[length](state)
+                chunk_metrics = jax.device_get(chunk_metrics)
+                chunk_seconds = time.monotonic() - chunk_start
             updates_done += length
             chunk_index += 1
             chunks_run += 1
             finished = updates_done >= schedule.total_updates
             record = {"updates": updates_done, "env_steps": updates_done * steps_per_update}
             record.update(summarize(chunk_metrics))
-            if schedule.eval_every_chunks >= 0 and (
+            if evaluate is not None and (
                 finished or (schedule.eval_every_chunks > 0 and chunk_index % schedule.eval_every_chunks == 0)
             ):
-                eval_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, updates_done)
-                record.update(summarize(jax.device_get(evaluate(state, eval_keys))))
+                with timer.phase("compile"):  # waits only if the background compile has not finished
+                    program = evaluate.result()
+                with timer.phase("eval"):
+                    record.update(summarize(jax.device_get(program(state, eval_keys(keys, updates_done)))))
             wall_time = wall_offset + time.monotonic() - start
             record["wall_time"] = wall_time
             record["sps"] = length * steps_per_update * run.num_seeds / max(chunk_seconds, 1e-9)
-            if writer is not None:
-                writer.write(record)
-            records.append(record)
-            progress.update(record["env_steps"], record)
+            with timer.phase("logging"):
+                if writer is not None:
+                    writer.write(record)
+                records.append(record)
+                progress.update(record["env_steps"], record)
             if finished or chunk_index % schedule.checkpoint_every_chunks == 0:
-                checkpointer.save(updates_done, state, {"updates": updates_done, "wall_time": wall_time})
+                with timer.phase("checkpoint"):
+                    checkpointer.save(updates_done, state, {"updates": updates_done, "wall_time": wall_time})
     finally:
+        compiler.shutdown(wait=False, cancel_futures=True)
         progress.close()
-        if writer is not None:
-            writer.close()
-        checkpointer.close()
+        with timer.phase("logging"):
+            if writer is not None:
+                writer.close()
+        with timer.phase("checkpoint"):
+            checkpointer.close()
     completed = updates_done >= schedule.total_updates
     if completed and primary:
-        try:
-            plot_runs([run_dir], run_dir / PLOT_FILE, title=f"{algo} on {env_id}")
-        except ValueError as error:  # no episode finished during the whole run
-            print(f"no learning curve drawn: {error}")
+        with timer.phase("logging"):
+            try:
+                plot_runs([run_dir], run_dir / PLOT_FILE, title=f"{algo} on {env_id}")
+            except ValueError as error:  # no episode finished during the whole run
+                print(f"no learning curve drawn: {error}")
+    if primary and run_dir.is_dir():
+        timer.write(run_dir)
     return RunResult(state=state, records=records, run_dir=run_dir, completed=completed)
+
+
+def eval_keys(keys: jax.Array, updates_done: int) -> jax.Array:
+    """Each member's evaluation key after `updates_done` updates: fold_in(seed key, updates) [M, 2]."""
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, updates_done)
 
 
 def _set_aside_unreadable(checkpointer: Checkpointer, restored: Any, run_dir: pathlib.Path) -> None:

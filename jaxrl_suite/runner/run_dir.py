@@ -1,5 +1,5 @@
 """A run directory: what it holds (config.json, metrics.jsonl, tensorboard/, checkpoints/,
-learning_curve.png), config.json written and compared, and the checks before a run may use it.
+learning_curve.png, timing.json), config.json written and compared, and the checks before a run may use it.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from typing import Any
 
 from jaxrl_suite.runner.checkpoints import Checkpointer
 from jaxrl_suite.runner.config import RunConfig
+from jaxrl_suite.runner.timing import TIMING_FILE
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 UNREADABLE_CHECKPOINT_DIR = "unreadable_checkpoints"  # where a resume sets aside checkpoints it cannot restore
 PLOT_FILE = "learning_curve.png"
 RUN_ARTIFACTS = (CONFIG_FILE, "metrics.jsonl", "metrics.jsonl.tmp", "tensorboard", CHECKPOINT_DIR,
-                 UNREADABLE_CHECKPOINT_DIR, PLOT_FILE)
+                 UNREADABLE_CHECKPOINT_DIR, PLOT_FILE, TIMING_FILE)
 MACHINE_KEY = "machine"  # config.json's record of what ran it; no part of the run's definition
 
 

@@ -1,6 +1,6 @@
-"""Online RLHF on byte-level language models (asynchronous online DPO, arXiv 2410.18252): the task and the losses.
+"""Online RLHF on byte-level language models (asynchronous online DPO, arXiv 2410.18252): task, losses, loops.
 
-`task` is the bag-of-words summary task with its gold reward and noisy teacher; `losses` are DPO, RLOO and pairing.
+`task` (bag-of-words task, gold reward, noisy teacher), `losses`, `sft`, `sampling`, `updates` and `loop` (sync/async).
 """
 
 from __future__ import annotations
