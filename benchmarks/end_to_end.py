@@ -73,9 +73,9 @@ def timed_process(argv: list[str], env: dict[str, str]) -> tuple[float, float, s
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])} ... exited with {process.returncode}:\n{output[-3000:]}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} ... exited with {code}:\n{output[-3000:]}")
     return wall, usage.ru_maxrss / 2**20, output
 
 

@@ -139,6 +139,16 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: optax.OptState
     step: jax.Array  # [] int32
 
+    @classmethod
+    def create(cls, params: chex.ArrayTree, optimizer: optax.GradientTransformation) -> TrainState:
+        """Step 0: `params` with a fresh optimizer state."""
+        return cls(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32))
+
+    def apply_gradients(self, optimizer: optax.GradientTransformation, grads: chex.ArrayTree) -> TrainState:
+        """One optimizer step: new params and optimizer state, step + 1."""
+        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
+        return TrainState(params=optax.apply_updates(self.params, updates), opt_state=opt_state, step=self.step + 1)
+
 
 def resolve_model(config: TrainConfig, model: ModelConfig | None = None) -> ModelConfig:
     """The preset named by config.model (or `model` if given) with the run's compute dtype and attention impl."""
@@ -176,8 +186,7 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 def init_train_state(config: TrainConfig, model: ModelConfig) -> TrainState:
-    params = init_params(model, jax.random.PRNGKey(config.seed))
-    return TrainState(params=params, opt_state=make_optimizer(config).init(params), step=jnp.zeros((), jnp.int32))
+    return TrainState.create(init_params(model, jax.random.PRNGKey(config.seed)), make_optimizer(config))
 
 
 def next_token_loss(model: ModelConfig, params: chex.ArrayTree, tokens: jax.Array) -> jax.Array:
@@ -208,10 +217,8 @@ def make_train_step(config: TrainConfig, model: ModelConfig) -> Callable[[TrainS
     def train_step(state: TrainState, tokens: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         chex.assert_shape(tokens, (config.batch_size, config.sequence_length + 1))
         loss, grads = accumulated(state.params, tokens)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
-        return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
+        return state.apply_gradients(optimizer, grads), metrics
 
     return train_step
 

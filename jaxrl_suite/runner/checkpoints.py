@@ -145,14 +145,15 @@ class Checkpointer:
     """Keeps the last `keep` checkpoints of (train_state, metadata) under `directory`.
 
     asynchronous=True: `save` returns once the state is packed into host memory, while Orbax
-    writes it in the background (the next save, `wait` and `close` wait for it); the caller may
+    writes it in the background (the next save and `close` wait for it); the caller may
     donate the state's buffers to its next program at once. Multi-process runs save synchronously.
     """
 
     def __init__(self, directory: str | pathlib.Path, keep: int = 3, asynchronous: bool = False):
         self.directory = pathlib.Path(directory)
         self.keep = keep
-        self.asynchronous = asynchronous and jax.process_count() == 1
+        self.packed = jax.process_count() == 1  # a multi-process run's global arrays are stored as Orbax trees
+        self.asynchronous = asynchronous and self.packed
         self._manager: ocp.CheckpointManager | None = None
 
     @property
@@ -162,19 +163,14 @@ class Checkpointer:
         return self._manager
 
     def save(self, step: int, train_state: Any, metadata: dict[str, Any]) -> None:
-        if jax.process_count() == 1:  # packed into fresh host arrays: the caller may donate its buffers now
+        if self.packed:  # fresh host arrays: the caller may donate its buffers now
             packed, layout = pack_state(train_state)
             items = {PACKED_ITEM: ocp.args.StandardSave(packed), LAYOUT_ITEM: ocp.args.JsonSave({"leaves": layout})}
-        else:  # global arrays that no one process holds whole: Orbax's own tree layout
+        else:  # global arrays that no one process holds whole
             items = {STATE_ITEM: ocp.args.StandardSave(_storable(train_state))}
         self.manager.save(step, args=ocp.args.Composite(**items, metadata=ocp.args.JsonSave(metadata)), force=True)
         if not self.asynchronous:
             self.manager.wait_until_finished()
-
-    def wait(self) -> None:
-        """Returns once every save started so far is committed on disk."""
-        if self._manager is not None:
-            self._manager.wait_until_finished()
 
     def latest_step(self) -> int | None:
         steps = self.all_steps()

@@ -307,8 +307,7 @@ def run_online(config: OnlineConfig, sft_dir: str | pathlib.Path, run_dir: str |
     update = make_update(config.algo, model, optimizer, prompt_width, config.temperature, config.beta,
                          config.rloo_kl_coef)
     # Committed to the device, as the update's outputs are: the second update then reuses the first's program.
-    state = jax.device_put(TrainState(params=reference_params, opt_state=optimizer.init(reference_params),
-                                      step=jnp.zeros((), jnp.int32)), jax.devices()[0])
+    state = jax.device_put(TrainState.create(reference_params, optimizer), jax.devices()[0])
     checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=2)
     start_round, wall_offset, eval_offset = 0, 0.0, 0.0
     versions: dict[int, chex.ArrayTree] = {0: reference_params}

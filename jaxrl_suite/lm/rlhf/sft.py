@@ -20,8 +20,8 @@ import optax
 from jaxrl_suite.lm.finetune import encode_rows, masked_sft_loss, response_mask
 from jaxrl_suite.lm.rlhf.sampling import evaluate_policy, make_eval_set
 from jaxrl_suite.lm.rlhf.task import PROMPT_WIDTH, RESPONSE_WIDTH, TOP_K, WORDS, make_sft_pairs
-from jaxrl_suite.lm.train import TrainConfig, TrainState, make_optimizer
-from jaxrl_suite.models import ModelConfig, count_parameters, init_params, model_config
+from jaxrl_suite.lm.train import TrainConfig, TrainState, init_train_state, make_optimizer
+from jaxrl_suite.models import ModelConfig, count_parameters, model_config
 from jaxrl_suite.models.config import model_config_from_dict
 from jaxrl_suite.runner.checkpoints import Checkpointer
 from jaxrl_suite.runner.metrics_log import MetricsWriter
@@ -119,8 +119,7 @@ def make_sft_chunk(model: ModelConfig, optimizer: optax.GradientTransformation, 
 
     def step(state: TrainState, rows: jax.Array) -> tuple[TrainState, jax.Array]:
         value, grads = jax.value_and_grad(loss)(state.params, rows)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
+        return state.apply_gradients(optimizer, grads), value
 
     return jax.jit(lambda state, batches: jax.lax.scan(step, state, batches))
 
@@ -141,10 +140,8 @@ def train_sft(config: SFTConfig, run_dir: str | pathlib.Path, overwrite: bool = 
     run_dir = pathlib.Path(run_dir)
     prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
     optimizer = make_optimizer(config.train_config())
-    params = init_params(model, jax.random.PRNGKey(config.seed))
-    state = jax.device_put(TrainState(params=params, opt_state=optimizer.init(params),
-                                      step=jnp.zeros((), jnp.int32)), jax.devices()[0])
-    write_sft_config(run_dir, config, model, count_parameters(params))
+    state = jax.device_put(init_train_state(config.train_config(), model), jax.devices()[0])
+    write_sft_config(run_dir, config, model, count_parameters(state.params))
     chunk = make_sft_chunk(model, optimizer, config.prompt_width)
     indices = batch_indices(len(rows), config.batch_size, config.steps, config.seed)
     writer = MetricsWriter(run_dir, tensorboard=config.tensorboard, step_key="examples")
@@ -191,14 +188,8 @@ def read_sft_config(run_dir: str | pathlib.Path, field: str = "sft") -> tuple[SF
 def load_sft(run_dir: str | pathlib.Path) -> tuple[SFTConfig, ModelConfig, chex.ArrayTree]:
     """(config, model, params) of the final checkpoint of an SFT run directory."""
     config, model = read_sft_config(run_dir)
-    optimizer = make_optimizer(config.train_config())
-
-    def initial() -> TrainState:
-        params = init_params(model, jax.random.PRNGKey(config.seed))
-        return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32))
-
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
-                            jax.eval_shape(initial))
+                            jax.eval_shape(lambda: init_train_state(config.train_config(), model)))
     state, _ = Checkpointer(pathlib.Path(run_dir) / CHECKPOINT_DIR).restore(abstract)
     return config, model, state.params

@@ -68,9 +68,7 @@ def make_update(algo: str, model: ModelConfig, optimizer: optax.GradientTransfor
             raise ValueError(f"invalid rows.shape={rows.shape}: expected an even number of rows (pairs)")
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, reference_params, rows, scores, sampler_logprobs)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
         metrics = metrics | {"loss": loss, "grad_norm": optax.global_norm(grads)}
-        return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
+        return state.apply_gradients(optimizer, grads), metrics
 
     return jax.jit(update)
