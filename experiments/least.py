@@ -1,4 +1,6 @@
-"""LEAST study: SAC vs SAC+LEAST and TD3 vs TD3+LEAST on several envs, each variant's seeds vmapped.
+"""LEAST study: SAC and TD3, each plain, with LEAST, and with LEAST's control (the fixed-horizon
+rule: every episode stops at a step H ~ U{L/2..L}, no value information), on several envs, each
+variant's seeds vmapped.
 
 Reports per env the final deterministic return with a 95% t-interval over seeds, the stop rate and
 the fraction of env steps saved; draws eval return vs env steps (mean and 95% band) and stop rate.
@@ -26,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from experiments.common import confidence_interval, use_compilation_cache  # noqa: E402
 from jaxrl_suite import algorithms  # noqa: E402
-from jaxrl_suite.early_stop import LeastConfig  # noqa: E402
+from jaxrl_suite.early_stop import FixedHorizonConfig, LeastConfig  # noqa: E402
 from jaxrl_suite.envs import list_env_ids  # noqa: E402
 from jaxrl_suite.runner import RunConfig, read_metrics, train_or_continue  # noqa: E402
 from jaxrl_suite.runner.plots import seed_curves  # noqa: E402
@@ -80,7 +82,7 @@ def gpu_task(env_id: str, total_steps: int) -> Task:
 
 
 PRESETS = {
-    # Under 45 minutes on a 2-core CPU (see docs/least.md for the measured estimate).
+    # 4 variants ran in 26 min on a 2-core CPU; the 2 fixed-horizon ones are not yet timed (docs/least.md).
     "cpu": Preset(
         budgets={"dmc/CartpoleSwingup": 40_000, "brax/inverted_pendulum": 20_000, "brax/hopper": 40_000},
         make_task=cpu_task, default_steps=20_000, num_seeds=5, log_points=20, eval_points=5,
@@ -91,7 +93,9 @@ PRESETS = {
         make_task=gpu_task, default_steps=1_000_000, num_seeds=5, log_points=50, eval_points=20,
     ),
 }
-VARIANTS = (("sac", "none"), ("sac", "least"), ("td3", "none"), ("td3", "least"))
+VARIANTS = tuple((algo, rule) for algo in ("sac", "td3") for rule in ("none", "least", "fixed-horizon"))
+# Metric-name prefix of each stop rule's counts (stopped_count, stopped_length_sum, steps_saved_sum).
+STOP_PREFIXES = {"none": "least_", "least": "least_", "fixed-horizon": "fixed_horizon_"}
 NOISE_CAPS = {"sac": 0.2, "td3": 0.3}  # the middle of the paper's ranges
 
 
@@ -102,10 +106,12 @@ def with_least_fields(task: Task, fields: dict) -> Task:
 
 def variant_config(task: Task, algo: str, early_stop: str):
     """The learner config of one variant: the family's defaults, the task's overrides, and LEAST
-    with the algorithm's noise cap unless the command line set one."""
+    with the algorithm's noise cap unless the command line set one; the fixed-horizon control
+    starts stopping episodes when LEAST does (its start_steps)."""
     least = dataclasses.replace(task.least, **{"noise_cap": NOISE_CAPS[algo], **task.least_fields})
     config = algorithms.default_config(algo, task.env_id)
-    return dataclasses.replace(config, **task.learner_overrides, early_stop=early_stop, least=least)
+    horizon = FixedHorizonConfig(start_steps=least.start_steps) if early_stop == "fixed-horizon" else config.horizon
+    return dataclasses.replace(config, **task.learner_overrides, early_stop=early_stop, least=least, horizon=horizon)
 
 
 def run_variant(task: Task, preset: Preset, algo: str, early_stop: str, run_dir: pathlib.Path,
@@ -120,21 +126,23 @@ def run_variant(task: Task, preset: Preset, algo: str, early_stop: str, run_dir:
     return run_dir
 
 
-def estimated_steps_saved(records: list[dict], start_steps: int) -> float:
+def estimated_steps_saved(records: list[dict], start_steps: int, prefix: str = "least_") -> float:
     """Stopped episodes x (mean length of the episodes that ended unstopped after LEAST's warm-up
-    - the stopped episodes' mean length), at least 0; 0 when none stopped or none ran to its end."""
+    - the stopped episodes' mean length), at least 0; 0 when none stopped or none ran to its end.
+    `prefix`: the stop rule's metric names (STOP_PREFIXES)."""
     after = [r for r in records if r["env_steps"] > start_steps]
-    stopped = sum(r.get("least_stopped_count") or 0.0 for r in after)
+    stopped = sum(r.get(f"{prefix}stopped_count") or 0.0 for r in after)
     unstopped = sum(r.get("completed_count") or 0.0 for r in after) - stopped
     if stopped == 0 or unstopped <= 0:
         return 0.0
-    stopped_length = sum(r.get("least_stopped_length_sum") or 0.0 for r in after)
+    stopped_length = sum(r.get(f"{prefix}stopped_length_sum") or 0.0 for r in after)
     unstopped_length = sum(r.get("completed_length_sum") or 0.0 for r in after) - stopped_length
     return stopped * max(unstopped_length / unstopped - stopped_length / stopped, 0.0)
 
 
-def summarize_variant(run_dir: pathlib.Path, total_steps: int, start_steps: int) -> dict:
-    """Final eval return (95% t-interval over seeds) and LEAST's stop statistics of one run.
+def summarize_variant(run_dir: pathlib.Path, total_steps: int, start_steps: int, prefix: str = "least_") -> dict:
+    """Final eval return (95% t-interval over seeds) and the stop rule's statistics of one run
+    (`prefix`: its metric names, STOP_PREFIXES).
 
     stop_rate: stopped / finished episodes over the whole run; stop_rate_active: the same over
     the log points after LEAST's warm-up; steps_saved_fraction: the stopped episodes' remaining
@@ -149,15 +157,15 @@ def summarize_variant(run_dir: pathlib.Path, total_steps: int, start_steps: int)
     def total(name, after=0):
         return sum(r.get(name) or 0.0 for r in records if r["env_steps"] > after)
 
-    completed, stopped = total("completed_count"), total("least_stopped_count")
+    completed, stopped = total("completed_count"), total(f"{prefix}stopped_count")
     active_completed = total("completed_count", start_steps)
-    saved = total("least_steps_saved_sum")
-    estimated = estimated_steps_saved(records, start_steps)
+    saved = total(f"{prefix}steps_saved_sum")
+    estimated = estimated_steps_saved(records, start_steps, prefix)
     return {
         "final_eval_return": mean, "ci95": [low, high], "per_seed": final["eval_return_per_seed"],
         "stop_rate": stopped / completed if completed else 0.0,
-        "stop_rate_active": total("least_stopped_count", start_steps) / active_completed if active_completed else 0.0,
-        "mean_stopped_length": total("least_stopped_length_sum") / stopped if stopped else None,
+        "stop_rate_active": total(f"{prefix}stopped_count", start_steps) / active_completed if active_completed else 0.0,
+        "mean_stopped_length": total(f"{prefix}stopped_length_sum") / stopped if stopped else None,
         "steps_saved_fraction": saved / (total_steps + saved),
         "steps_saved_estimate": estimated / (total_steps + estimated),
         "wall_time_s": final["wall_time"],
@@ -170,7 +178,7 @@ def plot(out: pathlib.Path, run_dirs: dict[tuple[str, str, str], pathlib.Path]) 
     figure, axes = plt.subplots(len(env_ids), 3, figsize=(16, 4.2 * len(env_ids)), squeeze=False)
     for (env_id, algo, early_stop), run_dir in run_dirs.items():
         row = axes[env_ids.index(env_id)]
-        name = f"{algo}{'+LEAST' if early_stop == 'least' else ''}"
+        name = algo + {"none": "", "least": "+LEAST", "fixed-horizon": "+fixed horizon"}[early_stop]
         # Deterministic full-episode evaluations: training returns of LEAST runs are cut short.
         steps, values = seed_curves(run_dir, "eval_return")
         evaluated = np.isfinite(values).any(axis=1)
@@ -266,7 +274,7 @@ def main() -> None:
             run_dir = out / task.env_id.replace("/", "-") / f"{algo}-{early_stop}"
             run_dirs[(task.env_id, algo, early_stop)] = run_variant(task, preset, algo, early_stop, run_dir,
                                                                    args.overwrite)
-            row = summarize_variant(run_dir, task.total_steps, task.least.start_steps)
+            row = summarize_variant(run_dir, task.total_steps, task.least.start_steps, STOP_PREFIXES[early_stop])
             summary.setdefault(task.env_id, {})[f"{algo}+{early_stop}"] = row
             print(f"{task.env_id} {algo} early_stop={early_stop}: {json.dumps(row)}", flush=True)
     (out / "summary.json").write_text(json.dumps({

@@ -34,7 +34,7 @@ from jaxrl_suite.early_stop import rule_threshold  # noqa: E402
 
 def run_trace(algo: str, env_id: str, total_steps: int, seed: int, least_fields: dict,
               learner_fields: dict | None = None) -> dict[str, np.ndarray]:
-    """[updates, num_envs] arrays of the learner's LEAST trace (`OffPolicyLearner.traced_update`)
+    """[updates, num_envs] arrays of the learner's LEAST trace (`ReplayLearner.traced_update`)
     plus [updates] least_stopped_count / least_stopped_length_sum. `learner_fields` replace
     fields of the preset's learner config (e.g. SAC's initial_temperature)."""
     task = with_least_fields(cpu_task(env_id, total_steps), least_fields)

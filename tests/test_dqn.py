@@ -58,17 +58,17 @@ def test_regrama_and_cchain_run_inside_the_compiled_update():
     assert float(metrics["reset_units_sum"][0]) > 0.0
     for name in ("dormant_ratio", "grama_inactive_ratio", "churn_loss", "churn_coefficient", "td_loss"):
         assert np.isfinite(float(metrics[name][0])), name
-    assert int(state.churn.updates[0]) == 10
+    assert int(state.agent.churn.updates[0]) == 10
 
 
 def test_minatar_conv_network_traces_on_flat_observations():
     config = default_config("gymnax/Breakout-MinAtar", plasticity=PlasticityConfig(method="redo"), buffer_size=100)
     learner = make_dqn(config, make("gymnax/Breakout-MinAtar"))  # flat [400] observations, reshaped
     state = jax.eval_shape(learner.init, jax.random.PRNGKey(0))
-    assert state.params["params"]["Trunk_0"]["ConvTorso_0"]["Conv_0"]["kernel"].shape == (3, 3, 4, 16)
+    assert state.agent.network["params"]["Trunk_0"]["ConvTorso_0"]["Conv_0"]["kernel"].shape == (3, 3, 4, 16)
     _, metrics = jax.eval_shape(learner.update, state)
     assert {"dormant_ratio", "reset_units_sum", "td_loss"} <= set(metrics)
-    conv, dense = learner.plasticity.layout.hidden
+    conv, dense = learner.agent.plasticity.layout.hidden
     assert conv.num_units == 16 and conv.private_consumers == (("Trunk_0", "MLP_0", "Dense_0"),)
 
 
@@ -76,7 +76,7 @@ def test_minatar_conv_network_traces_on_flat_observations():
 def test_dqn_learns_cartpole_a_little_on_most_of_8_seeds():
     """8 seeds, 20k env steps: >= 6 must beat 60 (a random policy balances about 22 steps). The
     per-seed rate of this claim is not yet measured over many seeds, so it stays out of make test."""
-    learner = make_dqn(default_config(CARTPOLE), make(CARTPOLE))
+    learner = make_dqn(default_config(CARTPOLE, plasticity=PlasticityConfig(log_unit_activity=True)), make(CARTPOLE))
     _, evaluation = train_seeds(learner, 2000, 0, 8)
     assert_solved(evaluation["eval_return"], 60.0, 6, 0.95)
     evaluation = jax.tree.map(lambda values: values[:1], evaluation)

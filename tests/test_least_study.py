@@ -26,7 +26,7 @@ def test_presets_cover_the_requested_envs_with_five_seeds(study):
     assert list(gpu.budgets) == ["dmc/CheetahRun", "dmc/HopperHop", "dmc/WalkerWalk", "brax/ant", "brax/humanoid"]
     assert cpu.num_seeds >= 5 and gpu.num_seeds >= 5
     assert {algo for algo, _ in study.VARIANTS} == {"sac", "td3"}
-    assert {mode for _, mode in study.VARIANTS} == {"none", "least"}
+    assert set(study.VARIANTS) == {(algo, mode) for algo in ("sac", "td3") for mode in ("none", "least", "fixed-horizon")}
     tasks = study.select_tasks(cpu, _args())
     assert [task.least.start_steps for task in tasks] == [6_000, 3_000, 6_000]  # 15% of each budget
     assert all(task.least.window_max <= 40 for task in tasks)
@@ -44,6 +44,10 @@ def test_command_line_overrides(study):
     (capped,) = study.select_tasks(cpu, _args(envs="gymnax/Pendulum-v1", least=["noise_cap=0"]))
     config = study.variant_config(capped, "td3", "least")
     assert config.least.noise_cap == 0.0 and config.early_stop == "least" and config.num_envs == 8
+    control = study.variant_config(capped, "sac", "fixed-horizon")
+    assert control.early_stop == "fixed-horizon" and control.horizon.start_steps == capped.least.start_steps
+    for mode in ("none", "least", "fixed-horizon"):  # each variant's config is valid (no ignored field)
+        study.variant_config(capped, "td3", mode).validate()
     with pytest.raises(SystemExit, match="FIELD one of"):
         study.least_overrides(["patiense=5"])
     with pytest.raises(SystemExit, match="not env ids"):
@@ -63,6 +67,10 @@ def test_estimated_steps_saved_uses_the_unstopped_episodes_length(study):
     shorter = [{**records[1], "completed_length_sum": 15.0}]  # the unstopped one lasted 5 steps
     assert study.estimated_steps_saved(shorter, start_steps=100) == 0.0  # never negative
     assert study.estimated_steps_saved(records[:1], start_steps=0) == 0.0  # nothing stopped
+    # The fixed-horizon control's counts are read under its own names.
+    renamed = [{name.replace("least_", "fixed_horizon_"): value for name, value in record.items()} for record in records]
+    assert study.estimated_steps_saved(renamed, start_steps=100, prefix="fixed_horizon_") == 20.0
+    assert study.estimated_steps_saved(renamed, start_steps=100) == 0.0
 
 
 def test_field_overrides_types_values_like_the_defaults_and_names_valid_fields(study):

@@ -68,7 +68,7 @@ def test_chain_churn_terms_in_sac_and_td3(module, make_learner):
     assert float(metrics["value_churn"][0]) > 0.0
     if module is sac:
         assert float(metrics["policy_churn"][0]) > 0.0
-    reference_actor, reference_critic = state.agent.churn_reference
+    reference_actor, reference_critic = state.agent.churn.reference_params
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), reference_critic, state.agent.critic)
     assert any(jax.tree.leaves(changed))  # the reference trails the critic by one step
     assert jax.tree.structure(reference_actor) == jax.tree.structure(state.agent.actor)

@@ -148,6 +148,7 @@ def run_two_processes(script: str, *args: str) -> list[str]:
     return [stdout for stdout, _ in outputs]
 
 
+@pytest.mark.slow  # 92 s on the 2-core CI machine; the runner test below trains over the same two processes
 def test_two_processes_over_jax_distributed_match_single_device():
     """Two processes joined by jax.distributed (gloo collectives on CPU, 2 devices each) train
     one PPO program whose env batch spans both; each gets the 1-device numbers within 1e-4."""

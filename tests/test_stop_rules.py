@@ -43,6 +43,7 @@ def test_fixed_horizon_by_hand():
     state, metrics, _ = rule.observe(state, _step([1, 1], [False, False], [True, False], [2, 0]))
     assert float(metrics["fixed_horizon_stopped_count"]) == 1.0
     assert float(metrics["fixed_horizon_steps_saved_sum"]) == 2.0
+    assert float(metrics["fixed_horizon_stopped_length_sum"]) == 2.0
     assert 2 <= int(state.horizon[0]) <= 4 and int(state.horizon[1]) == 4
     np.testing.assert_array_equal(rule.stop_mask(state), [int(state.horizon[0]) <= 1, False])
     # env 1 (H = 4 = the limit): asked to stop on its 4th step, which the time limit ends anyway

@@ -33,7 +33,8 @@ def critic_step(agent: Any, params: Any, batch: Transition, target: jax.Array,
                 reference_batch: Transition | None) -> CriticStep:
     """One step of `agent`'s critic ensemble (agent.critic, agent.units.critic,
     agent.critic_optimizer, agent.config.churn) from `params` (.critic, .critic_opt_state and,
-    with a reference_batch, .churn_reference = (actor, critic) one gradient step earlier) towards
+    with a reference_batch, .churn, a ChurnState whose reference is (actor, critic) one gradient
+    step earlier) towards
     `target` [B]: mean-squared regression + churn.value_coefficient * value churn."""
     units = agent.units
 
@@ -43,7 +44,7 @@ def critic_step(agent: Any, params: Any, batch: Transition, target: jax.Array,
         if reference_batch is not None:
             value_churn = chain_value_churn(
                 agent.critic.apply(critic_params, reference_batch.obs, reference_batch.action),
-                agent.critic.apply(params.churn_reference[1], reference_batch.obs, reference_batch.action),
+                agent.critic.apply(params.churn.reference_params[1], reference_batch.obs, reference_batch.action),
             )
         return (critic_regression_loss(q, target) + agent.config.churn.value_coefficient * value_churn,
                 (q, value_churn, capture))

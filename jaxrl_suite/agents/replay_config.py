@@ -8,9 +8,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
+from jaxrl_suite.early_stop import FixedHorizonConfig
 from jaxrl_suite.networks import ACTIVATIONS
 from jaxrl_suite.plasticity import ChurnConfig, PlasticityConfig
-from jaxrl_suite.validation import rebuild_nested_configs, require
+from jaxrl_suite.validation import added_field, rebuild_nested_configs, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,17 @@ class ReplayConfig:
     ensemble on its own, and the actor) and unit diagnostics."""
     churn: ChurnConfig = ChurnConfig()
     """C-CHAIN (DQN) or CHAIN (SAC/TD3) churn reduction on a second replay batch."""
+    normalize_observations: bool = added_field("2026-12-03", default=False)
+    """Normalize observations by running mean and std (statistics live in the TrainState)."""
+    reward_scale: float = added_field("2026-12-03", default=1.0)
+    """Multiply rewards by this before learning (episode returns stay unscaled)."""
+    horizon: FixedHorizonConfig = added_field("2026-12-03", default_factory=FixedHorizonConfig)
+    """The fixed-horizon rule's constants (used when early_stop="fixed-horizon")."""
+
+    @property
+    def learn_steps(self) -> int:
+        """Gradient steps after each env step of all num_envs envs (the subclass's field)."""
+        raise NotImplementedError
 
     def __post_init__(self):  # rebuilt from config.json
         rebuild_nested_configs(self)
@@ -60,6 +72,7 @@ class ReplayConfig:
                     "an integer >= 1")
         require(self.buffer_size >= self.num_envs, owner, "buffer_size", self.buffer_size,
                 f"at least num_envs={self.num_envs} (one env step must fit)")
+        require(self.reward_scale > 0, owner, "reward_scale", self.reward_scale, "a number > 0")
         require(self.learning_starts >= 0, owner, "learning_starts", self.learning_starts, "an env step count >= 0")
         require(0.0 < self.gamma <= 1.0, owner, "gamma", self.gamma, "a discount in (0, 1]")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, owner, "max_grad_norm", self.max_grad_norm,

@@ -1,7 +1,7 @@
 """Soft Actor-Critic: twin critics with Polyak-averaged targets, a tanh-Gaussian actor and a
 learned temperature (Haarnoja et al. 2018, arXiv 1801.01290 and 1812.05905).
 
-The collect/update cycle (replay, warm-up, UTD ratio, LEAST) is OffPolicyLearner's; this module
+The collect/update cycle (replay, warm-up, UTD ratio, LEAST) is ReplayLearner's; this module
 holds SAC's config, losses and one gradient step:
     critic       y = r + gamma (1 - terminated) (min_j Q'_j(s', a') - alpha log pi(a'|s')), a' ~ pi(s')
     actor        E[alpha log pi(a|s) - min_j Q_j(s, a)], a ~ pi(s) reparameterized
@@ -21,13 +21,7 @@ from flax import struct
 from jax.sharding import Mesh
 
 from jaxrl_suite.agents.critic_step import critic_step
-from jaxrl_suite.agents.off_policy import (
-    OffPolicyConfig,
-    OffPolicyLearner,
-    action_dim,
-    family_defaults,
-    observation_dim,
-)
+from jaxrl_suite.agents.off_policy import OffPolicyConfig, action_dim, family_defaults, observation_dim
 from jaxrl_suite.agents.off_policy_units import (
     ACTOR_PREFIX,
     CRITIC_PREFIX,
@@ -37,10 +31,17 @@ from jaxrl_suite.agents.off_policy_units import (
     score_and_reset,
 )
 from jaxrl_suite.agents.replay import Transition
+from jaxrl_suite.agents.replay_learner import AgentDefaults, ReplayLearner
 from jaxrl_suite.agents.targets import apply_gradients, bootstrap_target, make_optimizer, polyak_update
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, TanhGaussianActor, sample_tanh_gaussian
-from jaxrl_suite.plasticity import chain_policy_coefficient, churn_gaussian_kl
+from jaxrl_suite.plasticity import (
+    ChurnState,
+    advance_reference,
+    chain_policy_coefficient,
+    churn_gaussian_kl,
+    init_churn_state,
+)
 from jaxrl_suite.validation import require
 
 
@@ -107,7 +108,8 @@ def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: 
 @struct.dataclass
 class SACParams:
     """SAC's learned state: actor/critic/target-critic params, log alpha [], optimizer states,
-    and CHAIN's (actor, critic) params one gradient step earlier (None when churn is off)."""
+    and CHAIN's ChurnState, whose reference is (actor, critic) one gradient step earlier (None
+    when churn is off)."""
 
     actor: Any
     critic: Any
@@ -116,11 +118,11 @@ class SACParams:
     actor_opt_state: optax.OptState
     critic_opt_state: optax.OptState
     temperature_opt_state: optax.OptState
-    churn_reference: Any = None
+    churn: ChurnState | None = None
 
 
-class SACAgent:
-    """SAC's half of an OffPolicyLearner (see OffPolicyAgent)."""
+class SACAgent(AgentDefaults):
+    """SAC's half of a ReplayLearner (see ReplayAgent)."""
 
     def __init__(self, config: SACConfig, obs_dim: int, action_dim: int):
         self.config = config
@@ -146,14 +148,14 @@ class SACAgent:
             actor_opt_state=self.actor_optimizer.init(actor),
             critic_opt_state=self.critic_optimizer.init(critic),
             temperature_opt_state=self.temperature_optimizer.init(log_alpha),
-            churn_reference=(actor, critic) if self.config.churn.enabled else None,
+            churn=init_churn_state(self.config.churn, (actor, critic)) if self.config.churn.enabled else None,
         )
 
     def _sample(self, actor_params: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         mean, log_std = self.actor.apply(actor_params, obs)
         return sample_tanh_gaussian(key, mean, log_std)
 
-    def explore(self, params: SACParams, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def explore(self, params: SACParams, obs: jax.Array, key: jax.Array, env_steps: jax.Array) -> jax.Array:
         """A policy sample per observation: obs [N, obs_dim] -> [N, action_dim]."""
         return self._sample(params.actor, obs, key)[0]
 
@@ -204,7 +206,7 @@ class SACAgent:
             policy_churn = jnp.zeros(())
             if reference_batch is not None:
                 policy_churn = churn_gaussian_kl(*self.actor.apply(actor_params, reference_batch.obs),
-                                                 *self.actor.apply(params.churn_reference[0], reference_batch.obs))
+                                                 *self.actor.apply(params.churn.reference_params[0], reference_batch.obs))
             return (loss + chain_policy_coefficient(churn, q, self.action_dim) * policy_churn,
                     (log_prob, policy_churn, capture))
 
@@ -233,7 +235,7 @@ class SACAgent:
             actor=actor, critic=critic, target_critic=target_critic,
             log_alpha=log_alpha, actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
             temperature_opt_state=temperature_opt_state,
-            churn_reference=None if reference_batch is None else (params.actor, params.critic),
+            churn=None if reference_batch is None else advance_reference(params.churn, (params.actor, params.critic)),
         )
         churn_metrics = ({} if reference_batch is None
                          else {"value_churn": step_critic.value_churn, "policy_churn": policy_churn})
@@ -250,9 +252,9 @@ class SACAgent:
         return new_params, metrics
 
 
-def make_sac(config: SACConfig, env: Env, mesh: Mesh | None = None) -> OffPolicyLearner:
+def make_sac(config: SACConfig, env: Env, mesh: Mesh | None = None) -> ReplayLearner:
     """A SAC Learner on `env` (a single auto-resetting env from `jaxrl_suite.envs.make` with a
     bounded Box action space). The config is validated and the replay buffer's memory checked
     here, before anything compiles."""
     config.validate()
-    return OffPolicyLearner(config, env, SACAgent(config, observation_dim(env), action_dim(env)), mesh)
+    return ReplayLearner(config, env, SACAgent(config, observation_dim(env), action_dim(env)), mesh)

@@ -1,7 +1,7 @@
 """Twin Delayed DDPG: twin critics, target policy smoothing, delayed actor and target updates,
 Gaussian exploration noise (Fujimoto et al. 2018, arXiv 1802.09477).
 
-The collect/update cycle (replay, warm-up, UTD ratio, LEAST) is OffPolicyLearner's; this module
+The collect/update cycle (replay, warm-up, UTD ratio, LEAST) is ReplayLearner's; this module
 holds TD3's config, losses and one gradient step:
     critic   y = r + gamma (1 - terminated) min_j Q'_j(s', clip(mu'(s') + clip(eps, -c, c), -1, 1)),
              eps ~ N(0, target_noise^2)
@@ -21,13 +21,7 @@ from flax import struct
 from jax.sharding import Mesh
 
 from jaxrl_suite.agents.critic_step import critic_step
-from jaxrl_suite.agents.off_policy import (
-    OffPolicyConfig,
-    OffPolicyLearner,
-    action_dim,
-    family_defaults,
-    observation_dim,
-)
+from jaxrl_suite.agents.off_policy import OffPolicyConfig, action_dim, family_defaults, observation_dim
 from jaxrl_suite.agents.off_policy_units import (
     ACTOR_PREFIX,
     CRITIC_PREFIX,
@@ -38,10 +32,17 @@ from jaxrl_suite.agents.off_policy_units import (
     score_and_reset,
 )
 from jaxrl_suite.agents.replay import Transition
+from jaxrl_suite.agents.replay_learner import AgentDefaults, ReplayLearner
 from jaxrl_suite.agents.targets import apply_gradients, bootstrap_target, make_optimizer, polyak_update
 from jaxrl_suite.envs.core import Env
 from jaxrl_suite.networks.off_policy_heads import CriticEnsemble, DeterministicActor
-from jaxrl_suite.plasticity import chain_policy_coefficient, churn_mse
+from jaxrl_suite.plasticity import (
+    ChurnState,
+    advance_reference,
+    chain_policy_coefficient,
+    churn_mse,
+    init_churn_state,
+)
 from jaxrl_suite.validation import require
 
 
@@ -97,15 +98,16 @@ class TD3Params:
     target_critic: Any
     actor_opt_state: optax.OptState
     critic_opt_state: optax.OptState
-    churn_reference: Any = None
-    """CHAIN's (actor before its last step, critic one gradient step earlier); None when churn is off."""
+    churn: ChurnState | None = None
+    """CHAIN's ChurnState, whose reference is (the actor before its last step, the critic one
+    gradient step earlier); None when churn is off."""
     actor_unit_metrics: Any = None
     """The actor's dormant / GraMa-inactive ratios at its latest (delayed) step, logged every
     step; None when plasticity captures nothing."""
 
 
-class TD3Agent:
-    """TD3's half of an OffPolicyLearner (see OffPolicyAgent)."""
+class TD3Agent(AgentDefaults):
+    """TD3's half of a ReplayLearner (see ReplayAgent)."""
 
     def __init__(self, config: TD3Config, obs_dim: int, action_dim: int):
         self.config = config
@@ -126,7 +128,7 @@ class TD3Agent:
         return TD3Params(
             actor=actor, target_actor=actor, critic=critic, target_critic=critic,
             actor_opt_state=self.actor_optimizer.init(actor), critic_opt_state=self.critic_optimizer.init(critic),
-            churn_reference=(actor, critic) if self.config.churn.enabled else None,
+            churn=init_churn_state(self.config.churn, (actor, critic)) if self.config.churn.enabled else None,
             actor_unit_metrics=prefixed(ACTOR_PREFIX, self.units.actor.zero_metrics()) or None,
         )
 
@@ -134,7 +136,7 @@ class TD3Agent:
         """mu(obs): [N, obs_dim] -> [N, action_dim]."""
         return self.actor.apply(params.actor, obs)
 
-    def explore(self, params: TD3Params, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def explore(self, params: TD3Params, obs: jax.Array, key: jax.Array, env_steps: jax.Array) -> jax.Array:
         """clip(mu(obs) + N(0, exploration_noise^2), -1, 1): [N, action_dim]."""
         action = self.greedy(params, obs)
         return jnp.clip(action + self.config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
@@ -173,7 +175,8 @@ class TD3Agent:
         step_critic = critic_step(self, params, batch, target, reference_batch)
         critic, critic_opt_state, q = step_critic.critic, step_critic.opt_state, step_critic.q
         if reference_batch is not None:
-            params = params.replace(churn_reference=(params.churn_reference[0], params.critic))
+            params = params.replace(churn=advance_reference(params.churn, (params.churn.reference_params[0],
+                                                                           params.critic)))
         params = params.replace(critic=critic, critic_opt_state=critic_opt_state)
 
         def actor_and_targets(params: TD3Params) -> tuple[TD3Params, jax.Array, dict[str, jax.Array]]:
@@ -182,7 +185,7 @@ class TD3Agent:
                 loss = td3_actor_loss(self.critic.apply(params.critic, batch.obs, action))
                 if reference_batch is not None:
                     action_churn = churn_mse(self.actor.apply(actor_params, reference_batch.obs),
-                                             self.actor.apply(params.churn_reference[0], reference_batch.obs))
+                                             self.actor.apply(params.churn.reference_params[0], reference_batch.obs))
                     loss = loss + chain_policy_coefficient(config.churn, q, self.action_dim) * action_churn
                 return loss, capture
 
@@ -195,11 +198,12 @@ class TD3Agent:
                 units.actor, ACTOR_PREFIX, actor, actor_opt_state, polyak_update(params.target_actor, actor, config.tau),
                 actor_capture, actor_perturbation_grads, actor_grads, actor_reset_key, step // config.policy_delay + 1,
             )
-            churn_reference = None if reference_batch is None else (params.actor, params.churn_reference[1])
+            churn = None if reference_batch is None else advance_reference(
+                params.churn, (params.actor, params.churn.reference_params[1]))
             return params.replace(
                 actor=actor, actor_opt_state=actor_opt_state, target_actor=target_actor,
                 target_critic=polyak_update(params.target_critic, params.critic, config.tau),
-                churn_reference=churn_reference, actor_unit_metrics=actor_ratios or None,
+                churn=churn, actor_unit_metrics=actor_ratios or None,
             ), actor_loss, actor_resets
 
         def critic_only(params: TD3Params) -> tuple[TD3Params, jax.Array, dict[str, jax.Array]]:
@@ -223,8 +227,8 @@ class TD3Agent:
         return params, metrics
 
 
-def make_td3(config: TD3Config, env: Env, mesh: Mesh | None = None) -> OffPolicyLearner:
+def make_td3(config: TD3Config, env: Env, mesh: Mesh | None = None) -> ReplayLearner:
     """A TD3 Learner on `env` (bounded Box actions); config validated and replay memory checked
     here, before anything compiles."""
     config.validate()
-    return OffPolicyLearner(config, env, TD3Agent(config, observation_dim(env), action_dim(env)), mesh)
+    return ReplayLearner(config, env, TD3Agent(config, observation_dim(env), action_dim(env)), mesh)

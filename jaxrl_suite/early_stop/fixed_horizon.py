@@ -46,8 +46,8 @@ class FixedHorizonState:
 @dataclasses.dataclass(frozen=True)
 class FixedHorizon:
     """The StopRule for an env with time limit max_episode_steps (L). Metrics:
-    fixed_horizon_stopped_count (episodes it ended before L) and fixed_horizon_steps_saved_sum
-    (their remaining steps to L)."""
+    fixed_horizon_stopped_count (episodes it ended before L), fixed_horizon_steps_saved_sum
+    (their remaining steps to L) and fixed_horizon_stopped_length_sum (their lengths)."""
 
     config: FixedHorizonConfig
     max_episode_steps: int
@@ -83,6 +83,7 @@ class FixedHorizon:
             "fixed_horizon_stopped_count": stopped.sum().astype(jnp.float32),
             "fixed_horizon_steps_saved_sum": jnp.where(stopped, limit - step["episode_length"], 0
                                                        ).sum().astype(jnp.float32),
+            "fixed_horizon_stopped_length_sum": jnp.where(stopped, step["episode_length"], 0).sum().astype(jnp.float32),
         }
         state = FixedHorizonState(horizon=horizon, pending_stop=stop, key=key)
         return state, metrics, {"stop": stop, "horizon": horizon}

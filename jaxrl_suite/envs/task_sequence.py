@@ -34,6 +34,14 @@ UNAVAILABLE = {
 }
 
 
+def current_task(env_state: State) -> jax.Array:
+    """Task of a batch of envs [num_envs] (a TaskSequence's envs switch together): [] int32, 0
+    for ordinary envs."""
+    if "task_index" in env_state.info:
+        return env_state.info["task_index"][0]
+    return jnp.zeros((), jnp.int32)
+
+
 def _strong_types(tree: Any) -> Any:
     """Every leaf as an array of its own dtype without weak typing, so that the task states
     keep one type through reset and step (lax.switch needs identical branch types)."""

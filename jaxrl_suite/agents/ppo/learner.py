@@ -47,6 +47,7 @@ from jaxrl_suite.agents.ppo.losses import (
 from jaxrl_suite.early_stop import init_stop_rule, make_stop_rule, step_envs
 from jaxrl_suite.envs.core import Env, State
 from jaxrl_suite.envs.spaces import Box, Discrete
+from jaxrl_suite.envs.task_sequence import current_task
 from jaxrl_suite.networks import ActorCritic, env_action, squashed_gaussian_entropy
 from jaxrl_suite.optim import clip_by_global_norm, global_norm
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
@@ -275,8 +276,7 @@ class PPO:
         learning_rate = self.learning_rate(state.update_count)
         churn = state.churn
         if config.churn.enabled:
-            task_index = env_state.info["task_index"][0] if "task_index" in env_state.info else 0
-            churn = restart_on_task_switch(config.churn, churn, params, task_index)
+            churn = restart_on_task_switch(config.churn, churn, params, current_task(env_state))
         opt_state = with_learning_rate(state.opt_state, learning_rate)
         (params, opt_state, _, churn_reference), train_metrics, scores = self.run_epochs(
             params, opt_state, state.obs_stats, batch, epochs_key, churn=churn
