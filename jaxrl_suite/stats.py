@@ -1,5 +1,6 @@
-"""Statistics over seeds shared by the CLI, tests and studies: mean with a t-interval, solved
-counts with a Wilson interval, and the binomial tail used to size learning tests."""
+"""Statistics shared by the CLI, tests and studies: mean with a t-interval, solved counts with a
+Wilson interval, the binomial tail used to size learning tests, and bootstrap intervals of a
+difference of proportions with a two-proportion test and Benjamini-Hochberg (bias shift)."""
 
 from __future__ import annotations
 
