@@ -27,7 +27,7 @@ from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_learner import AgentDefaults, ReplayLearner
 from jaxrl_suite.agents.targets import apply_gradients, bootstrap_target, polyak_update
 from jaxrl_suite.early_stop import validate_stop_fields
-from jaxrl_suite.envs.core import Env
+from jaxrl_suite.envs.core import Env, observation_spec
 from jaxrl_suite.envs.spaces import Discrete
 from jaxrl_suite.networks import Trunk, orthogonal_dense
 from jaxrl_suite.plasticity import (
@@ -201,15 +201,15 @@ def epsilon_at(config: DQNConfig, env_steps: jax.Array) -> jax.Array:
 
 
 class DQNAgent(AgentDefaults):
-    """Double DQN's half of a ReplayLearner (see ReplayAgent); build the learner with `make_dqn`."""
+    """Double DQN's half of a ReplayLearner (see ReplayAgent; no q_value / td_error, since DQN
+    refuses LEAST); build the learner with `make_dqn`."""
 
     def __init__(self, config: DQNConfig, env: Env):
         if not isinstance(env.action_space, Discrete):
             raise ValueError(f"DQN needs a Discrete action space; {env.env_id!r} has {env.action_space.describe()}")
         self.config = config
         self.num_actions = env.action_space.n
-        obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
-        observation_shape = tuple(obs.shape)
+        observation_shape = tuple(observation_spec(env).shape)
         if config.conv_channels and len(observation_shape) != 3 and not config.conv_input_shape:
             raise ValueError(
                 f"invalid dqn.conv_input_shape=(): {env.env_id!r} gives observations of shape "
@@ -258,14 +258,6 @@ class DQNAgent(AgentDefaults):
         """argmax_a Q(obs, a): [N, *obs_shape] -> int32 [N]."""
         return jnp.argmax(self.q_values(params.network, obs), -1).astype(jnp.int32)
 
-    def q_value(self, params: DQNParams, obs: jax.Array, action: jax.Array) -> jax.Array:
-        """Q(obs, action): [N]."""
-        return jnp.take_along_axis(self.q_values(params.network, obs), action[:, None], -1)[:, 0]
-
-    def td_error(self, params: DQNParams, batch: Transition, key: jax.Array) -> jax.Array:
-        """Q(s, a) - y: [B]."""
-        return self.q_value(params, batch.obs, batch.action) - self._target(params, batch)
-
     def on_task(self, params: DQNParams, task_index: jax.Array) -> DQNParams:
         """C-CHAIN's statistics restart when a TaskSequence env switches task."""
         if params.churn is None:
@@ -278,19 +270,15 @@ class DQNAgent(AgentDefaults):
         and the weight norm on a probe batch of observations."""
         return network_probe(self.plasticity.probe(params.network, obs), self.q_values, params.network, obs)
 
-    def _target(self, params: DQNParams, batch: Transition) -> jax.Array:
-        next_value = double_dqn_next_value(self.q_values(params.network, batch.next_obs),
-                                           self.q_values(params.target_network, batch.next_obs),
-                                           self.config.double_dqn)
-        return bootstrap_target(batch.reward, batch.terminated, next_value, self.config.gamma)
-
     def gradient_step(self, params: DQNParams, batch: Transition, key: jax.Array, step: jax.Array,
                       reference_batch: Transition | None = None) -> tuple[DQNParams, dict[str, jax.Array]]:
         """One Double-DQN step (+ C-CHAIN's churn on reference_batch when given), then resets and
         the target update when due (`step` + 1 gradient steps done)."""
         config = self.config
         network = params.network
-        target = self._target(params, batch)
+        next_value = double_dqn_next_value(self.q_values(network, batch.next_obs),
+                                           self.q_values(params.target_network, batch.next_obs), config.double_dqn)
+        target = bootstrap_target(batch.reward, batch.terminated, next_value, config.gamma)
 
         def loss_fn(network, perturbations):
             q_all, capture = self.plasticity.apply(network, perturbations, batch.obs)

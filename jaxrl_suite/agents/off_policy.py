@@ -7,12 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Literal
 
-import jax
-import jax.numpy as jnp
-
 from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.early_stop import LeastConfig, validate_stop_fields
-from jaxrl_suite.envs.core import Env
+from jaxrl_suite.envs.core import Env, observation_spec
 from jaxrl_suite.envs.spaces import Box
 from jaxrl_suite.validation import require
 
@@ -84,7 +81,7 @@ def family_defaults(env_id: str, least_noise_cap: float, **algorithm_fields: Any
 
 def observation_dim(env: Env) -> int:
     """The flat observation size of `env`, which must be a vector."""
-    obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
+    obs = observation_spec(env)
     if len(obs.shape) != 1:
         raise ValueError(f"off-policy learners need vector observations; {env.env_id!r} gives shape {obs.shape}")
     return int(obs.shape[0])

@@ -42,7 +42,7 @@ from jaxrl_suite.agents.replay import (
 from jaxrl_suite.agents.replay_config import ReplayConfig
 from jaxrl_suite.agents.replay_cycle import learn_once_started, reset_envs, step_transition
 from jaxrl_suite.early_stop import init_stop_rule, make_stop_rule, step_envs
-from jaxrl_suite.envs.core import Env, State
+from jaxrl_suite.envs.core import Env, State, observation_spec
 from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.envs.task_sequence import current_task
 from jaxrl_suite.parallel import check_divisible, replicate, shard_along
@@ -55,7 +55,8 @@ class ReplayAgent(Protocol):
 
     Observations reach it normalized (when the config asks for it); continuous actions are in
     [-1, 1]^action_dim, discrete ones int32 indices; batches are Transitions [batch_size, ...]
-    with rewards already scaled. q_value and td_error are read only by LEAST.
+    with rewards already scaled. q_value and td_error are read only by LEAST, so an agent whose
+    config refuses early_stop="least" (DQN) need not have them.
     """
 
     def init(self, key: jax.Array) -> Any: ...
@@ -146,7 +147,7 @@ class ReplayLearner:
         self.agent = agent
         self.mesh = mesh
         self.env_steps_per_update = config.num_envs
-        self.observation_shape = tuple(jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs.shape)
+        self.observation_shape = tuple(observation_spec(env).shape)
         self.action = example_action(env)
         self.continuous = isinstance(env.action_space, Box)
         self.stop_rule = make_stop_rule(config, env.env_id, env.max_episode_steps)

@@ -8,6 +8,7 @@ import dataclasses
 import chex
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxrl_suite.validation import require
 
@@ -86,7 +87,7 @@ def prior_loss(beta, rate, text_mask=None) -> jax.Array:
     """L_prior = mean over texts (with text_mask) of BCE(sigmoid(beta_k), r_k)."""
     chex.assert_rank(beta, 1)
     chex.assert_shape(rate, beta.shape)
-    bce = -(rate * jax.nn.log_sigmoid(beta) + (1.0 - rate) * jax.nn.log_sigmoid(-beta))
+    bce = optax.sigmoid_binary_cross_entropy(beta, rate)
     mask = jnp.ones_like(beta) if text_mask is None else text_mask.astype(beta.dtype)
     return jnp.sum(bce * mask) / jnp.maximum(mask.sum(), 1.0)
 
@@ -98,9 +99,9 @@ def clip_loss(audio_global, text_global, logit_scale=LOGIT_SCALE_INIT) -> jax.Ar
     n = audio_global.shape[0]
     require(n >= 2, "losses", "K", n, "at least 2 (audio, text) pairs for InfoNCE")
     logits = logit_scale * l2_normalise(audio_global) @ l2_normalise(text_global).T
-    diag = jnp.arange(n)
-    rows = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[diag, diag])
-    cols = -jnp.mean(jax.nn.log_softmax(logits, axis=0)[diag, diag])
+    pairs = jnp.arange(n)
+    rows = optax.softmax_cross_entropy_with_integer_labels(logits, pairs).mean()
+    cols = optax.softmax_cross_entropy_with_integer_labels(logits.T, pairs).mean()
     return 0.5 * (rows + cols)
 
 

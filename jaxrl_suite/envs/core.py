@@ -120,3 +120,8 @@ class Wrapper(Env):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.env!r})"
+
+
+def observation_spec(env: Env) -> jax.ShapeDtypeStruct:
+    """Shape and dtype of one observation of `env`, from tracing its reset (nothing runs)."""
+    return jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs

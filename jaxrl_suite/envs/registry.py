@@ -9,9 +9,7 @@ import functools
 import importlib
 from typing import Any
 
-import jax
-
-from jaxrl_suite.envs.core import Env
+from jaxrl_suite.envs.core import Env, observation_spec
 from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.envs.wrappers import ResetMode, ResetStrategy, wrap
 
@@ -115,7 +113,7 @@ def env_spec(env_id: str, **options: Any) -> dict[str, Any]:
     {"env_id", "obs_shape", "obs_dtype", "action_space": {...}, "max_episode_steps",
     "observation" and "action" (one-line descriptions such as "Box(4,)" and "Discrete(2)")}."""
     env = make(env_id, **options)
-    obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jax.numpy.uint32)).obs
+    obs = observation_spec(env)
     return {
         "env_id": env.env_id,
         "obs_shape": tuple(obs.shape),

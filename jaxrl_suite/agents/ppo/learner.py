@@ -45,7 +45,7 @@ from jaxrl_suite.agents.ppo.losses import (
     value_loss,
 )
 from jaxrl_suite.early_stop import init_stop_rule, make_stop_rule, step_envs
-from jaxrl_suite.envs.core import Env, State
+from jaxrl_suite.envs.core import Env, State, observation_spec
 from jaxrl_suite.envs.spaces import Box, Discrete
 from jaxrl_suite.envs.task_sequence import current_task
 from jaxrl_suite.networks import ActorCritic, env_action, squashed_gaussian_entropy
@@ -172,9 +172,7 @@ class PPO:
         # after the rollout, as one product over all [T, num_envs] of them instead of T small
         # ones; with a shared trunk the acting pass has the critic's features already.
         self.values_while_acting = config.shared_trunk
-        self.observation_shape = tuple(
-            jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs.shape
-        )
+        self.observation_shape = tuple(observation_spec(env).shape)
         self.network = ActorCritic(
             action_space=env.action_space,
             hidden_sizes=config.hidden_sizes,
