@@ -1,5 +1,6 @@
 """Bias shift in unconditional generation (arXiv 2506.09106): train a flow-matching generator on split A,
-then the oracle shift table with bootstrap CIs and BH, the noise floor P_B' - P_B, and per-classifier shifts.
+then the oracle shift table with bootstrap CIs and BH, the noise floor P_B' - P_B, and per-classifier shifts;
+also W1/KS/MMD^2 on the oracle attributes (generated vs A, B' vs B) and the shift's sensitivity against KDE density.
 
 Only the smoke preset exists: a wiring check of every output on a generator trained for seconds, no claim.
 Run: python experiments/bias_shift.py --preset smoke [--data shapes16|digits] [--prediction x|v] [--out DIR]
@@ -17,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxrl_suite.bias_shift import attributes, classifiers, data, generator, shift  # noqa: E402
+from jaxrl_suite.bias_shift import attributes, classifiers, data, distances, generator, sensitivity, shift  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Preset:
     classifier_attributes: dict
     classifier_quantiles: tuple[int, ...]
     num_resamples: int = 2000
+    distance_resamples: int = 200
 
 
 PRESETS = {
@@ -96,6 +98,17 @@ def main(argv=None) -> int:
     noise_floor = shift.shift_table(measured["B"], measured["B_prime"], measured["B"], num_resamples=preset.num_resamples,
                                     seed=args.seed)
     classifier_table = classifier_rows(dataset, train_images, generated, preset, args.seed)
+    analysis_started = time.time()
+    quality = {pair: distances.attribute_distances(measured[a], measured[b], preset.distance_resamples, args.seed,
+                                                           method="basic")
+               for pair, (a, b) in {"generated_vs_A": ("A", "generated"), "B_prime_vs_B": ("B", "B_prime")}.items()}
+    reference = {name: attributes.MEASURES[name](dataset.images["B"]) for name in preset.classifier_attributes[args.data]}
+    density_table = sensitivity.sensitivity_vs_density(classifier_table, reference)
+    oracle_slopes = [{"attribute": name, **dataclasses.asdict(row)} for name in names
+                     for row in sensitivity.threshold_sensitivity(measured["A"][name], measured["generated"][name],
+                                                                  shift.quantile_thresholds(measured["B"][name]),
+                                                                  reference_scores=measured["B"][name])]
+    analysis_seconds = time.time() - analysis_started
     summary = {
         "preset": args.preset, "data": args.data, "seed": args.seed, "flow": dataclasses.asdict(flow),
         "train_seconds": trained - started, "total_seconds": time.time() - started,
@@ -105,9 +118,15 @@ def main(argv=None) -> int:
         "max_abs_noise_floor": {a: max(abs(r["shift"]) for r in noise_floor if r["attribute"] == a) for a in measured["A"]},
         "oracle_significant": sum(r["significant"] for r in oracle_table),
         "noise_floor_significant": sum(r["significant"] for r in noise_floor),
+        "analysis_seconds": analysis_seconds,
+        "w1": {pair: {a: table[a]["w1"]["value"] for a in names} for pair, table in quality.items()},
+        "ks": {pair: {a: table[a]["ks"]["value"] for a in names} for pair, table in quality.items()},
+        "mmd2_joint": {pair: table["mmd2_joint"]["value"] for pair, table in quality.items()},
+        "spearman_density_vs_classifier_spread": sensitivity.rank_correlation(density_table),
     }
     for name, payload in (("summary", summary), ("oracle_shift", oracle_table), ("noise_floor", noise_floor),
-                          ("classifier_shift", classifier_table)):
+                          ("classifier_shift", classifier_table), ("quality", quality),
+                          ("sensitivity_vs_density", density_table), ("oracle_threshold_sensitivity", oracle_slopes)):
         (out / f"{name}.json").write_text(json.dumps(payload, indent=1))
     print(json.dumps(summary, indent=1))
     print(f"{'attribute':12s} {'q':>3s} {'clf':7s} {'acc_B':>6s} {'measured':>9s} {'true':>7s} {'clf_part':>8s}")

@@ -6,6 +6,8 @@ count with a Wilson interval, mean with a t-interval, the machine) and reuses fi
 Run: python experiments/seed_robustness.py [--tasks ppo-gymnax-CartPole-v1,...] [--num-seeds N]
      [--set FIELD=VALUE ...] [--total-steps N] [--tag NAME] [--out runs/seed_robustness] | --report
 A tag alone names a variant run under other conditions (e.g. XLA_FLAGS=--xla_cpu_max_isa=AVX2).
+`--seeds 3,19,23,25` screens a variant on chosen seeds only (e.g. the default's failures): a cheap
+first look, written to screens/ beside the results and never counted as a robustness figure.
 """
 
 from __future__ import annotations
@@ -44,14 +46,17 @@ def learner_config(task: ReferenceTask, settings: list[str]):
     return dataclasses.replace(config, **overrides), overrides
 
 
-def run_task(task: ReferenceTask, num_seeds: int, settings: list[str], tag: str, out: pathlib.Path) -> dict:
+def run_task(task: ReferenceTask, num_seeds: int, settings: list[str], tag: str, out: pathlib.Path,
+             seeds: list[int] | None = None) -> dict:
+    """Trains seeds 0..num_seeds-1 (or the listed `seeds`) of the variant as one vmapped program."""
     config, overrides = learner_config(task, settings)
+    num_seeds = len(seeds) if seeds else num_seeds
     run = RunConfig(total_steps=task.total_steps, num_seeds=num_seeds, log_every=task.total_steps // 10,
                     eval_every=0, progress=False, tensorboard=False, keep_checkpoints=1)
     learner = algorithms.make_learner(task.algo, config, task.env_id)
-    variant = task.name + (f"-{tag}" if tag else "")
+    variant = task.name + (f"-{tag}" if tag else "") + (f"-seeds{'.'.join(map(str, seeds))}" if seeds else "")
     start = time.monotonic()
-    train_or_continue(learner, run, out / variant, algo=task.algo, env_id=task.env_id)
+    train_or_continue(learner, run, out / variant, algo=task.algo, env_id=task.env_id, member_seeds=seeds)
     final = read_metrics(out / variant)[-1]
     per_seed = final["eval_return_per_seed"]
     summary = summarize_seeds(per_seed, task.threshold)
@@ -62,7 +67,8 @@ def run_task(task: ReferenceTask, num_seeds: int, settings: list[str], tag: str,
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
         "threshold": task.threshold, "solved": summary.solved, "solved_rate_wilson_95": [low, high],
         "min_solved_rate": task.min_solved_rate, "mean": summary.mean, "ci95_half_width": summary.ci_half_width,
-        "eval_return_per_seed": per_seed, "episode_return_per_seed": final.get("episode_return_per_seed"),
+        "seeds": seeds or list(range(num_seeds)), "eval_return_per_seed": per_seed,
+        "episode_return_per_seed": final.get("episode_return_per_seed"),
         "wall_s_this_call": round(time.monotonic() - start, 1), "machine": machine_info(),
         "command": "python experiments/seed_robustness.py " + " ".join(sys.argv[1:]),
     }
@@ -104,6 +110,19 @@ def write_summary(results: pathlib.Path) -> str:
     return table
 
 
+def parse_seeds(parser: argparse.ArgumentParser, text: str) -> list[int] | None:
+    """`--seeds 3,19` -> [3, 19]; None when empty; one parser error for anything else."""
+    if not text:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        parser.error(f"--seeds={text!r}: expected distinct integers >= 0 separated by commas, e.g. 3,19,23,25")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(t.name for t in REFERENCE_TASKS),
@@ -114,14 +133,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--total-steps", type=int, default=0,
                         help="env steps per seed (0: the task's own budget; another budget is a variant)")
     parser.add_argument("--tag", default="", help="variant name (required with --set)")
+    parser.add_argument("--seeds", default="", metavar="S,S,...",
+                        help="screen on these seeds only (written to screens/, not counted as a robustness figure)")
     parser.add_argument("--out", default="runs/seed_robustness", help="run directories (resumable)")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON results go")
     parser.add_argument("--report", action="store_true", help="only regenerate summary.md and per_seed.png")
     args = parser.parse_args(argv)
     if args.report:
-        if args.set or args.tag or args.num_seeds or args.total_steps or args.tasks != parser.get_default("tasks"):
-            parser.error("--report only regenerates the summary: it takes no --tasks, --set, --total-steps, --tag "
-                         "or --num-seeds")
+        if (args.set or args.tag or args.num_seeds or args.total_steps or args.seeds
+                or args.tasks != parser.get_default("tasks")):
+            parser.error("--report only regenerates the summary: it takes no --tasks, --set, --total-steps, --tag, "
+                         "--seeds or --num-seeds")
         print(write_summary(pathlib.Path(args.results)))
         return
     tasks = [reference_task(name.strip()) for name in args.tasks.split(",") if name.strip()]
@@ -133,20 +155,26 @@ def main(argv: list[str] | None = None) -> None:
         tasks = [dataclasses.replace(task, total_steps=args.total_steps) for task in tasks]
     if args.num_seeds < 0:
         parser.error(f"--num-seeds={args.num_seeds}: expected 0 (the task's own count) or a positive count")
+    seeds = parse_seeds(parser, args.seeds)
+    if seeds and args.num_seeds:
+        parser.error("--seeds lists the seeds itself: drop --num-seeds")
     for task in tasks:  # bad settings fail here, before anything compiles
         learner_config(task, args.set)
     use_compilation_cache()
-    results = pathlib.Path(args.results)
+    results = pathlib.Path(args.results) / ("screens" if seeds else "")
     results.mkdir(parents=True, exist_ok=True)
     print(f"machine: {describe_machine()}", flush=True)
     for task in tasks:
-        result = run_task(task, args.num_seeds or task.num_seeds, args.set, args.tag, pathlib.Path(args.out))
+        result = run_task(task, args.num_seeds or task.num_seeds, args.set, args.tag, pathlib.Path(args.out), seeds)
         (results / f"{result['variant']}.json").write_text(json.dumps(result, indent=1) + "\n")
         low, high = result["solved_rate_wilson_95"]
         print(f"{result['variant']}: {result['solved']}/{result['num_seeds']} seeds >= {task.threshold:g} "
               f"(rate 95% CI {low:.2f}-{high:.2f}), mean {result['mean']:.1f} +- {result['ci95_half_width']:.1f}, "
-              f"worst {min(result['eval_return_per_seed']):.1f}", flush=True)
-        write_summary(results)
+              f"worst {min(result['eval_return_per_seed']):.1f}; per seed "
+              + ", ".join(f"{s}: {r:.1f}" for s, r in zip(result["seeds"], result["eval_return_per_seed"], strict=True)),
+              flush=True)
+        if not seeds:
+            write_summary(results)
 
 
 if __name__ == "__main__":

@@ -278,7 +278,9 @@ def main(argv: Sequence[str] | None = None, *, compilation_cache: bool = False) 
     try:
         return handlers[command](rest)
     except (ValueError, RunDirectoryError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        from jaxrl_suite.cli_args import name_flags
+
+        print(f"error: {name_flags(str(error))}", file=sys.stderr)
         return 2
 
 

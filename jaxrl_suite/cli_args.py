@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import inspect
 import pathlib
+import re
 import textwrap
 import typing
 from collections.abc import Iterator
@@ -100,6 +101,35 @@ def flag_names(config_class: type, prefix: tuple[str, ...] = ()) -> dict[str, st
     return names
 
 
+# `ppo.plasticity.period=` in a config error: the owner (an algorithm or "run") and a dotted field path.
+FIELD_IN_ERROR = re.compile(r"\b([a-z0-9]+)\.([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)=")
+
+
+def name_flags(message: str) -> str:
+    """A config error with the flags of the fields it names: "invalid ppo.plasticity.period=10: expected
+    ..." -> "invalid ppo.plasticity.period=10: expected ...; set by --reset-period", so that configs name
+    their fields only and the flag names live in this module. Errors about config.json stay as they are
+    (they name the file's fields, not flags)."""
+    from jaxrl_suite import algorithms
+
+    if "config.json" in message:
+        return message
+
+    flags: list[str] = []
+    for owner, path in FIELD_IN_ERROR.findall(message):
+        if owner == "run":
+            names = flag_names(RunConfig)
+        elif owner in algorithms.ALGORITHMS:
+            names = flag_names(algorithms.get_algorithm(owner).load("config_class"))
+        else:
+            continue
+        if path in names and names[path] not in flags:
+            flags.append(names[path])
+    if not flags:
+        return message
+    return f"{message}; set by {', '.join(flags)}"
+
+
 def _leaves(config: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -121,7 +151,7 @@ def refuse_unread_flags(config: Any, defaults: Any) -> None:
     if hasattr(config, "least") and config.early_stop != "least":
         require_defaults(config.least, [f.name for f in dataclasses.fields(config.least)],
                          f"{getattr(config, 'owner', 'learner')}.least",
-                         "unless early_stop='least' (--least.* flags act only with --early-stop least)",
+                         "unless early_stop='least' (LEAST's settings act only with LEAST)",
                          defaults=defaults.least)
 
 

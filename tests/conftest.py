@@ -8,6 +8,8 @@ import os
 import pathlib
 import sys
 
+import pytest
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # XLA:CPU's multi-threaded Eigen pool can wedge when pytest-xdist workers share two cores.
 if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
@@ -30,3 +32,13 @@ def load_experiment(name: str):
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(spec.name, None)
+
+
+def assert_one_line_error(call, pieces) -> None:
+    """`call()` raises a one-line ValueError that contains every one of `pieces`."""
+    with pytest.raises(ValueError) as error:
+        call()
+    message = str(error.value)
+    assert "\n" not in message
+    for piece in pieces:
+        assert piece in message, message

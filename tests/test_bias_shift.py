@@ -6,6 +6,7 @@ import pytest
 
 from jaxrl_suite import stats
 from jaxrl_suite.bias_shift import attributes, classifiers, data, generator, shift
+from tests.conftest import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +222,4 @@ def test_flow_matching_learns_shapes16_mean_size():
     ],
 )
 def test_bad_input_names_field_value_and_valid(call, pieces):
-    with pytest.raises(ValueError) as error:
-        call()
-    message = str(error.value)
-    assert "\n" not in message
-    for piece in pieces:
-        assert piece in message
+    assert_one_line_error(call, pieces)

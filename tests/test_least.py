@@ -16,7 +16,7 @@ from jaxrl_suite.early_stop import (
     exploration_noise,
     histogram_entropy,
     init_least,
-    least_step,
+    least_step_with_decision,
     maybe_adapt_window,
     record_step,
     stop_rule,
@@ -24,6 +24,13 @@ from jaxrl_suite.early_stop import (
 )
 
 NAN = np.nan
+
+
+def least_step(state, config, **step):
+    """least_step_with_decision without the decision: (new state, metrics)."""
+    state, metrics, _ = least_step_with_decision(state, config, **step)
+    return state, metrics
+
 CONFIG = LeastConfig(start_steps=100, min_episodes=2, window_init=4, window_min=1, window_max=4,
                      omega_coefficient=1.0, omega_max=float("inf"), noise_episodes=4)
 

@@ -22,7 +22,6 @@ from jaxrl_suite.early_stop.least import (
     histogram_entropy,
     init_least,
     least_state_bytes,
-    least_step,
     least_step_with_decision,
     maybe_adapt_window,
     recent_stop_rate,
@@ -57,7 +56,7 @@ def validate_stop_fields(config: Any, modes: tuple[str, ...] = EARLY_STOP_MODES)
     if config.early_stop != "fixed-horizon":
         require_defaults(config.horizon, [field.name for field in dataclasses.fields(config.horizon)],
                          f"{owner}.horizon",
-                         "unless early_stop='fixed-horizon' (--horizon.* flags act only with --early-stop fixed-horizon)")
+                         "unless early_stop='fixed-horizon' (its settings act only with that rule)")
 
 
 def make_stop_rule(config: Any, env_id: str, max_episode_steps: int | None) -> StopRule | None:
@@ -99,7 +98,6 @@ __all__ = [
     "init_stop_rule",
     "init_least",
     "least_state_bytes",
-    "least_step",
     "least_step_with_decision",
     "make_stop_rule",
     "validate_stop_fields",

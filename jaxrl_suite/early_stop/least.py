@@ -369,12 +369,6 @@ def recent_stop_rate(state: LeastState) -> jax.Array:
     return state.recent_stopped.sum() / jnp.maximum(state.recent_count, 1)
 
 
-def least_step(state: LeastState, config: LeastConfig, **step: Any) -> tuple[LeastState, dict[str, jax.Array]]:
-    """`least_step_with_decision` without the decision: (new state, metrics)."""
-    state, metrics, _ = least_step_with_decision(state, config, **step)
-    return state, metrics
-
-
 def least_step_with_decision(
     state: LeastState, config: LeastConfig, *, step_index: jax.Array, q: jax.Array, gradient: jax.Array,
     terminated: jax.Array, truncated: jax.Array, episode_length: jax.Array, env_steps_before: jax.Array,

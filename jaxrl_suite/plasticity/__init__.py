@@ -43,7 +43,6 @@ from jaxrl_suite.plasticity.reset_rules import ResetRule, UnitReset, reset_rule
 from jaxrl_suite.plasticity.resets import reset_count, reset_units, zero_optimizer_state
 from jaxrl_suite.plasticity.scores import (
     activation_grad_scores,
-    below_threshold,
     inactive_fraction,
     kernel_grad_scores,
     normalize_per_layer,
@@ -51,7 +50,7 @@ from jaxrl_suite.plasticity.scores import (
     select_units,
 )
 from jaxrl_suite.plasticity.shrink_perturb import ShrinkPerturb, shrink_and_perturb
-from jaxrl_suite.plasticity.unit_plasticity import UnitPlasticity, mean_scores
+from jaxrl_suite.plasticity.unit_plasticity import UnitPlasticity
 
 __all__ = [
     "PROBE_SIZE",
@@ -71,7 +70,6 @@ __all__ = [
     "activation_grad_scores",
     "advance_reference",
     "apply_with_capture",
-    "below_threshold",
     "capture_units",
     "chain_policy_coefficient",
     "chain_value_churn",
@@ -86,7 +84,6 @@ __all__ = [
     "init_churn_state",
     "kernel_grad_scores",
     "layer_key",
-    "mean_scores",
     "normalize_per_layer",
     "ntk_gram",
     "network_probe",

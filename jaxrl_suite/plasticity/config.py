@@ -72,7 +72,7 @@ class PlasticityConfig:
         require(self.method in PLASTICITY_METHODS, owner, "method", self.method, f"one of {PLASTICITY_METHODS}")
         require(self.score in GRAMA_SCORES, owner, "score", self.score, f"one of {GRAMA_SCORES}")
         if self.method != "regrama":  # only ReGraMa resets by it
-            require_defaults(self, ("score",), owner, "unless method='regrama' (--grama-score is ReGraMa's reset score)")
+            require_defaults(self, ("score",), owner, "unless method='regrama' (only ReGraMa resets by this score)")
         require(isinstance(self.period, int) and self.period >= 1, owner, "period", self.period, "an integer >= 1")
         require(self.threshold is None or self.threshold >= 0, owner, "threshold", self.threshold,
                 "None (method default) or a float >= 0")
@@ -84,14 +84,13 @@ class PlasticityConfig:
         require(self.perturb_scale >= 0, owner, "perturb_scale", self.perturb_scale, "a float >= 0")
         if not self.enabled:
             require_defaults(self, ("period",), owner,
-                             "unless a reset method is on (--reset-period acts only with "
-                             "--plasticity redo|regrama|shrink-perturb)")
+                             "unless a reset method is on (method 'redo', 'regrama' or 'shrink-perturb')")
         if self.method not in UNIT_METHODS:
             require_defaults(self, UNIT_RESET_FIELDS, owner,
-                             "unless method is 'redo' or 'regrama' (reset settings act only with --plasticity redo|regrama)")
+                             "unless method is 'redo' or 'regrama' (only their unit resets read it)")
         if self.method != "shrink-perturb":
             require_defaults(self, SHRINK_PERTURB_FIELDS, owner,
-                             "unless method='shrink-perturb' (--shrink-factor and --perturb-scale are its settings)")
+                             "unless method='shrink-perturb' (shrink_factor and perturb_scale are its settings)")
         if not self.captures_units:
             require_defaults(self, ("diagnostic_threshold",), owner,
                              "unless method is 'redo' or 'regrama' or log_unit_activity is on (nothing is logged otherwise)")
@@ -139,7 +138,7 @@ class ChurnConfig:
         require(isinstance(self.warmup, int) and self.warmup >= 0, owner, "warmup", self.warmup, "an integer >= 0")
         if not self.enabled:
             require_defaults(self, ADAPTIVE_FIELDS + CHAIN_WEIGHTS, owner,
-                             "unless method='cchain' (--churn-* settings act only with --churn cchain)", defaults)
+                             "unless method='cchain' (the churn settings act only with C-CHAIN)", defaults)
         elif chain_weights:
             require_defaults(self, ADAPTIVE_FIELDS, owner,
                              "(SAC/TD3's CHAIN uses the fixed weights value_coefficient and policy_coefficient; "

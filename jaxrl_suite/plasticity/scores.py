@@ -64,11 +64,6 @@ def _at_path(tree: dict, path: tuple[str, ...]) -> dict:
     return tree
 
 
-def below_threshold(scores: LayerValues, threshold: float) -> LayerValues:
-    """[num_units] bool per layer: score <= threshold."""
-    return {key: s <= threshold for key, s in scores.items()}
-
-
 def inactive_fraction(scores: LayerValues, threshold: float) -> jax.Array:
     """[] float32 fraction of all scored units with score <= threshold (dormant ratio for ReDo
     scores, GraMa-inactive ratio for gradient scores); 0 when nothing is scored."""

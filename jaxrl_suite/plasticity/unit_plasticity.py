@@ -267,8 +267,3 @@ class UnitPlasticity:
         )
         untouched = jax.tree.map(lambda leaf: jnp.zeros(leaf.shape, jnp.bool_), variables)
         return members.replace_members(variables, new_members), members.replace_members(untouched, touched_members)
-
-
-def mean_scores(stacked_scores: dict[str, LayerValues]) -> dict[str, LayerValues]:
-    """Averages scores stacked over several gradient steps ([steps, num_units] -> [num_units])."""
-    return jax.tree.map(lambda s: s.mean(0), stacked_scores)

@@ -253,12 +253,13 @@ def _set_aside_unreadable(checkpointer: Checkpointer, restored: Any, run_dir: pa
 
 
 def train_or_continue(learner: Learner, run: RunConfig, run_dir: str | pathlib.Path, *, algo: str, env_id: str,
-                      overwrite: bool = False) -> RunResult:
+                      overwrite: bool = False, member_seeds: Sequence[int] | None = None) -> RunResult:
     """`train` for studies that get re-run: a directory holding this exact run (same algo, env, run and
     learner config) is continued from its last checkpoint -- a finished one just hands back its final
     state -- and one holding a different run is refused (RunDirectoryError) unless `overwrite`.
 
     The result's `records` are this call's only; read_metrics(run_dir) holds the whole run.
+    `member_seeds` is train's (config.json does not record it: name run_dir after the seeds).
     """
     same_run = not overwrite and records_same_run(run_dir, algo, env_id, run, learner.config)
     done = Checkpointer(pathlib.Path(run_dir) / CHECKPOINT_DIR).latest_step() if same_run else None
@@ -268,4 +269,4 @@ def train_or_continue(learner: Learner, run: RunConfig, run_dir: str | pathlib.P
         print(f"   {'reusing the finished' if finished else 'continuing the'} run in {run_dir}", flush=True)
     # the same run without a checkpoint stopped inside its first chunk: nothing there to keep
     return train(learner, run, run_dir, algo=algo, env_id=env_id, resume=resume,
-                 overwrite=overwrite or (same_run and not resume))
+                 overwrite=overwrite or (same_run and not resume), member_seeds=member_seeds)

@@ -66,32 +66,49 @@ def _longest_call(key: str) -> int:
 def required_field_widths(keys: Iterable[str] = KEY_POOL, max_slots: int = MAX_SLOTS) -> FieldWidths:
     """The smallest widths that fit every request, state and gold answer on `keys` and `max_slots` slots."""
     keys = tuple(keys)
-    require(len(keys) >= 1 and all(isinstance(key, str) for key in keys), "required_field_widths", "keys",
-            keys, "at least one key")
-    require(type(max_slots) is int and max_slots >= 1, "required_field_widths", "max_slots", max_slots,
-            "an integer >= 1")
+    require(
+        len(keys) >= 1 and all(isinstance(key, str) for key in keys),
+        "required_field_widths",
+        "keys",
+        keys,
+        "at least one key",
+    )
+    require(
+        type(max_slots) is int and max_slots >= 1,
+        "required_field_widths",
+        "max_slots",
+        max_slots,
+        "an integer >= 1",
+    )
     longest_key = "a" * max(len(key) for key in keys)
     digit_width = len(str(VALUE_MODULUS - 1))
     return FieldWidths(
         request=MAX_CLAUSES * _longest_clause(longest_key) + (MAX_CLAUSES - 1) * len(CLAUSE_SEPARATOR),
         state=max_slots * (len(longest_key) + 2 + digit_width),
         tools=len(format_tools(ALL_TOOLS)),
-        calls=max(len(NO_CALL),
-                  MAX_CLAUSES * _longest_call(longest_key) + (MAX_CLAUSES - 1) * len(CALL_SEPARATOR)),
+        calls=max(
+            len(NO_CALL), MAX_CLAUSES * _longest_call(longest_key) + (MAX_CLAUSES - 1) * len(CALL_SEPARATOR)
+        ),
         reads=MAX_CLAUSES * digit_width + (MAX_CLAUSES - 1) * len(READ_SEPARATOR),
     )
 
 
-def check_field_widths(widths: FieldWidths = FIELD_WIDTHS, keys: Iterable[str] = KEY_POOL,
-                       max_slots: int = MAX_SLOTS) -> None:
+def check_field_widths(
+    widths: FieldWidths = FIELD_WIDTHS, keys: Iterable[str] = KEY_POOL, max_slots: int = MAX_SLOTS
+) -> None:
     """Raises a one-line ValueError naming the first field of `widths` too narrow for `keys`, `max_slots`."""
     keys = tuple(keys)
     needed = required_field_widths(keys, max_slots)
     for field in dataclasses.fields(FieldWidths):
         width, minimum = getattr(widths, field.name), getattr(needed, field.name)
-        require(type(width) is int and width >= minimum, "FieldWidths", field.name, width,
-                f"an integer >= {minimum} for keys of up to {max(len(key) for key in keys)} letters and "
-                f"{max_slots} slots")
+        require(
+            type(width) is int and width >= minimum,
+            "FieldWidths",
+            field.name,
+            width,
+            f"an integer >= {minimum} for keys of up to {max(len(key) for key in keys)} letters and "
+            f"{max_slots} slots",
+        )
 
 
 def pad_field(field: str, text: str, widths: FieldWidths = FIELD_WIDTHS) -> str:

@@ -41,8 +41,13 @@ class Call:
 
     def __post_init__(self) -> None:
         require(is_name(self.tool), "Call", "tool", self.tool, "lowercase letters a-z")
-        require(isinstance(self.args, tuple) and all(is_argument(arg) for arg in self.args), "Call", "args",
-                self.args, "a tuple of arguments, each lowercase letters a-z or digits 0-9")
+        require(
+            isinstance(self.args, tuple) and all(is_argument(arg) for arg in self.args),
+            "Call",
+            "args",
+            self.args,
+            "a tuple of arguments, each lowercase letters a-z or digits 0-9",
+        )
 
 
 class MalformedCallError(ValueError):
@@ -74,7 +79,7 @@ class _Reader:
         start = self.position
         while not self.at_end() and accepts(self.peek()):
             self.position += 1
-        return self.text[start:self.position]
+        return self.text[start : self.position]
 
     def expect(self, char: str, expected: str) -> None:
         if self.peek() != char:

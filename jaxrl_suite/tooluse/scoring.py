@@ -66,8 +66,14 @@ def score_turn(task: Task, output: ModelOutput, state: State | None = None) -> T
     state = task.initial_state if state is None else state
     calls = _calls_of(output)
     if calls is None:
-        return TurnScore(state_matches=state == task.gold_state, reads_covered=not task.gold_reads,
-                         refusal_respected=False, malformed=True, hallucinated=False, model_state=state)
+        return TurnScore(
+            state_matches=state == task.gold_state,
+            reads_covered=not task.gold_reads,
+            refusal_respected=False,
+            malformed=True,
+            hallucinated=False,
+            model_state=state,
+        )
     world, model_state, reads, named_unknown = task.world, state, [], False
     for call in calls:
         named_unknown = named_unknown or world.names_unknown(model_state, call)
@@ -89,8 +95,13 @@ def score_episode(episode: Episode | Sequence[Task], outputs: Sequence[ModelOutp
     """Scores one output per turn; the model's state carries over between turns, so an early wrong call
     shows in every later state check."""
     turns = episode.turns if isinstance(episode, Episode) else tuple(episode)
-    require(len(outputs) == len(turns), "score_episode", "outputs", f"<{len(outputs)} outputs>",
-            f"one output per turn ({len(turns)})")
+    require(
+        len(outputs) == len(turns),
+        "score_episode",
+        "outputs",
+        f"<{len(outputs)} outputs>",
+        f"one output per turn ({len(turns)})",
+    )
     scores, state = [], turns[0].initial_state if turns else State()
     for task, output in zip(turns, outputs, strict=True):
         scores.append(score_turn(task, output, state))
@@ -114,9 +125,19 @@ def pass_hat_k(successes_per_task: Sequence[int], n: int, k: int) -> float:
     the chance that k trials drawn without replacement all succeed."""
     require(type(n) is int and n >= 1, "pass_hat_k", "n", n, "an integer >= 1")
     require(type(k) is int and 1 <= k <= n, "pass_hat_k", "k", k, f"an integer in [1, n={n}]")
-    require(len(successes_per_task) >= 1, "pass_hat_k", "successes_per_task", list(successes_per_task),
-            "at least one task")
+    require(
+        len(successes_per_task) >= 1,
+        "pass_hat_k",
+        "successes_per_task",
+        list(successes_per_task),
+        "at least one task",
+    )
     for index, successes in enumerate(successes_per_task):
-        require(type(successes) is int and 0 <= successes <= n, "pass_hat_k", f"successes_per_task[{index}]",
-                successes, f"an integer in [0, n={n}]")
+        require(
+            type(successes) is int and 0 <= successes <= n,
+            "pass_hat_k",
+            f"successes_per_task[{index}]",
+            successes,
+            f"an integer in [0, n={n}]",
+        )
     return sum(math.comb(c, k) for c in successes_per_task) / (math.comb(n, k) * len(successes_per_task))

@@ -35,8 +35,8 @@ from jaxrl_suite.validation import require
 
 UNANSWERABLE_FRACTION = 0.175  # exactly round(0.175 * count) of a split's tasks (or an episode set's turns)
 UNANSWERABLE_REASONS: tuple[str, ...] = ("missing_key", "removed_tool", "missing_value")
-TASK_SLOT_RANGE = (2, 3)      # slots in a single-turn task's initial state, inclusive
-EPISODE_SLOT_RANGE = (3, 4)   # slots in an episode's first state; no tool adds a slot, so states only shrink
+TASK_SLOT_RANGE = (2, 3)  # slots in a single-turn task's initial state, inclusive
+EPISODE_SLOT_RANGE = (3, 4)  # slots in an episode's first state; no tool adds a slot, so states only shrink
 MAX_SLOTS = max(TASK_SLOT_RANGE + EPISODE_SLOT_RANGE)
 CLAUSE_COUNT_WEIGHTS: Mapping[int, int] = MappingProxyType({1: 3, 2: 4, 3: 3})  # outside test_compositions
 UNUSED_TOOL_REMOVAL_PROBABILITY = 0.25  # an answerable request's world lacks one tool it does not need
@@ -51,11 +51,13 @@ class SplitSpec:
     reserved_compositions: bool
 
 
-SPLITS: Mapping[str, SplitSpec] = MappingProxyType({
-    "train": SplitSpec(TRAIN_KEYS, reserved_compositions=False),
-    "test_keys": SplitSpec(HELD_OUT_KEYS, reserved_compositions=False),
-    "test_compositions": SplitSpec(TRAIN_KEYS, reserved_compositions=True),
-})
+SPLITS: Mapping[str, SplitSpec] = MappingProxyType(
+    {
+        "train": SplitSpec(TRAIN_KEYS, reserved_compositions=False),
+        "test_keys": SplitSpec(HELD_OUT_KEYS, reserved_compositions=False),
+        "test_compositions": SplitSpec(TRAIN_KEYS, reserved_compositions=True),
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +96,13 @@ class Episode:
     def __post_init__(self) -> None:
         for index, (previous, turn) in enumerate(zip(self.turns, self.turns[1:], strict=False), start=1):
             expected = f"the previous turn's gold state {format_state(previous.gold_state)!r}"
-            require(turn.initial_state == previous.gold_state, "Episode", f"turns[{index}].initial_state",
-                    format_state(turn.initial_state), expected)
+            require(
+                turn.initial_state == previous.gold_state,
+                "Episode",
+                f"turns[{index}].initial_state",
+                format_state(turn.initial_state),
+                expected,
+            )
 
 
 def _sample_template_names(rng: random.Random, spec: SplitSpec) -> tuple[str, ...] | None:
@@ -111,8 +118,9 @@ def _sample_template_names(rng: random.Random, spec: SplitSpec) -> tuple[str, ..
     return None if compositions(names) & RESERVED_COMPOSITIONS else names
 
 
-def _fill_clauses(rng: random.Random, names: tuple[str, ...],
-                  state: State) -> tuple[tuple[Clause, ...], tuple[frozenset[str], ...]] | None:
+def _fill_clauses(
+    rng: random.Random, names: tuple[str, ...], state: State
+) -> tuple[tuple[Clause, ...], tuple[frozenset[str], ...]] | None:
     """Clauses on keys present when each runs, and the key set before each; None if a clause lacks slots."""
     world = World()
     clauses, keys_before = [], []
@@ -128,9 +136,13 @@ def _fill_clauses(rng: random.Random, names: tuple[str, ...],
     return tuple(clauses), tuple(keys_before)
 
 
-def _make_unanswerable(rng: random.Random, reason: str, clauses: tuple[Clause, ...],
-                       keys_before: tuple[frozenset[str], ...],
-                       split_keys: tuple[str, ...]) -> tuple[tuple[Clause, ...], frozenset[str]] | None:
+def _make_unanswerable(
+    rng: random.Random,
+    reason: str,
+    clauses: tuple[Clause, ...],
+    keys_before: tuple[frozenset[str], ...],
+    split_keys: tuple[str, ...],
+) -> tuple[tuple[Clause, ...], frozenset[str]] | None:
     """(clauses, available tools) changed so one clause cannot be done for `reason`, or None."""
     changed, available = list(clauses), ALL_TOOLS
     if reason == "missing_value":
@@ -153,8 +165,9 @@ def _make_unanswerable(rng: random.Random, reason: str, clauses: tuple[Clause, .
     return tuple(changed), available
 
 
-def _build_task(clauses: tuple[Clause, ...], state: State, available: frozenset[str],
-                reason: str | None) -> Task:
+def _build_task(
+    clauses: tuple[Clause, ...], state: State, available: frozenset[str], reason: str | None
+) -> Task:
     request = render_request(clauses)
     if reason is not None:
         return Task(request, state, available, clauses, (), state, (), reason)
@@ -162,8 +175,9 @@ def _build_task(clauses: tuple[Clause, ...], state: State, available: frozenset[
     gold_state, observations = World(available).execute_all(state, calls)
     if any(is_error(observation) for observation in observations):
         raise RuntimeError(f"gold program of {request!r} on {format_state(state)!r} failed: {observations}")
-    reads = tuple(observation for call, observation in zip(calls, observations, strict=True)
-                  if call.tool in READ_TOOLS)
+    reads = tuple(
+        observation for call, observation in zip(calls, observations, strict=True) if call.tool in READ_TOOLS
+    )
     return Task(request, state, available, clauses, calls, gold_state, reads)
 
 
@@ -210,8 +224,10 @@ def _split_rng(name: str, count: int, count_field: str, seed: int) -> tuple[Spli
 def make_split(name: str, num_tasks: int, seed: int) -> tuple[Task, ...]:
     """`num_tasks` single-turn tasks of split `name` (a SPLITS key); equal arguments give equal tasks."""
     spec, rng = _split_rng(name, num_tasks, "num_tasks", seed)
-    return tuple(_generate_turn(rng, spec, _initial_state(rng, spec.keys, TASK_SLOT_RANGE), unanswerable)
-                 for unanswerable in _unanswerable_flags(rng, num_tasks))
+    return tuple(
+        _generate_turn(rng, spec, _initial_state(rng, spec.keys, TASK_SLOT_RANGE), unanswerable)
+        for unanswerable in _unanswerable_flags(rng, num_tasks)
+    )
 
 
 def make_episodes(name: str, num_episodes: int, num_turns: int, seed: int) -> tuple[Episode, ...]:

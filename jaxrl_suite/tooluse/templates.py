@@ -35,21 +35,30 @@ class ClauseTemplate:
         return bool(self.values)
 
 
-TEMPLATES: dict[str, ClauseTemplate] = {template.name: template for template in (
-    ClauseTemplate("put", "put {value} in {key}", "set", num_keys=1, values=tuple(range(10))),
-    ClauseTemplate("add", "add {value} to {key}", "add", num_keys=1, values=tuple(range(1, 10))),
-    ClauseTemplate("move", "move {key} to {other}", "move", num_keys=2, min_slots=2),
-    ClauseTemplate("delete", "delete {key}", "del", num_keys=1, min_slots=2),
-    ClauseTemplate("swap", "swap {key} and {other}", "swap", num_keys=2, min_slots=2),
-    ClauseTemplate("read", "read {key}", "get", num_keys=1),
-)}
+TEMPLATES: dict[str, ClauseTemplate] = {
+    template.name: template
+    for template in (
+        ClauseTemplate("put", "put {value} in {key}", "set", num_keys=1, values=tuple(range(10))),
+        ClauseTemplate("add", "add {value} to {key}", "add", num_keys=1, values=tuple(range(1, 10))),
+        ClauseTemplate("move", "move {key} to {other}", "move", num_keys=2, min_slots=2),
+        ClauseTemplate("delete", "delete {key}", "del", num_keys=1, min_slots=2),
+        ClauseTemplate("swap", "swap {key} and {other}", "swap", num_keys=2, min_slots=2),
+        ClauseTemplate("read", "read {key}", "get", num_keys=1),
+    )
+}
 TEMPLATE_NAMES: tuple[str, ...] = tuple(TEMPLATES)
 
 # Adjacent (earlier clause, later clause) pairs that train and test_keys never contain; ("read", "add")
 # needs only one slot, so a test_compositions episode can go on after its states shrink to one slot.
-RESERVED_COMPOSITIONS: frozenset[tuple[str, str]] = frozenset({
-    ("swap", "read"), ("move", "add"), ("put", "swap"), ("delete", "put"), ("read", "add"),
-})
+RESERVED_COMPOSITIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("swap", "read"),
+        ("move", "add"),
+        ("put", "swap"),
+        ("delete", "put"),
+        ("read", "add"),
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +70,28 @@ class Clause:
     value: int | None = None
 
     def __post_init__(self) -> None:
-        require(self.template in TEMPLATES, "Clause", "template", self.template,
-                f"one of {', '.join(TEMPLATE_NAMES)}")
+        require(
+            self.template in TEMPLATES,
+            "Clause",
+            "template",
+            self.template,
+            f"one of {', '.join(TEMPLATE_NAMES)}",
+        )
         template = TEMPLATES[self.template]
-        require(len(self.keys) == template.num_keys, "Clause", "keys", self.keys,
-                f"{template.num_keys} key{'s' if template.num_keys > 1 else ''} for {self.template}")
-        require(self.value is None or (template.takes_value and self.value in template.values), "Clause",
-                "value", self.value, f"None or one of {template.values} for {self.template}")
+        require(
+            len(self.keys) == template.num_keys,
+            "Clause",
+            "keys",
+            self.keys,
+            f"{template.num_keys} key{'s' if template.num_keys > 1 else ''} for {self.template}",
+        )
+        require(
+            self.value is None or (template.takes_value and self.value in template.values),
+            "Clause",
+            "value",
+            self.value,
+            f"None or one of {template.values} for {self.template}",
+        )
 
     @property
     def has_missing_value(self) -> bool:

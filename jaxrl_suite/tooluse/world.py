@@ -20,14 +20,16 @@ KEY_POOL: tuple[str, ...] = TRAIN_KEYS + HELD_OUT_KEYS
 VALUE_MODULUS = 10  # values are 0-9; add(key, value) stores (old + value) % 10
 
 # Each tool's parameters in call order: "key" names an existing slot, "value" is one digit 0-9.
-TOOL_PARAMETERS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "set": ("key", "value"),   # the slot takes the value
-    "add": ("key", "value"),   # the slot takes (its value + value) % 10
-    "move": ("key", "key"),    # move(src, dst): dst takes src's value, src is removed
-    "del": ("key",),           # the slot is removed
-    "swap": ("key", "key"),    # the two slots exchange values
-    "get": ("key",),           # reads the slot: the observation is its value as text
-})
+TOOL_PARAMETERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "set": ("key", "value"),  # the slot takes the value
+        "add": ("key", "value"),  # the slot takes (its value + value) % 10
+        "move": ("key", "key"),  # move(src, dst): dst takes src's value, src is removed
+        "del": ("key",),  # the slot is removed
+        "swap": ("key", "key"),  # the two slots exchange values
+        "get": ("key",),  # reads the slot: the observation is its value as text
+    }
+)
 READ_TOOLS: frozenset[str] = frozenset({"get"})
 WRITE_TOOLS: frozenset[str] = frozenset(TOOL_PARAMETERS) - READ_TOOLS
 ALL_TOOLS: frozenset[str] = frozenset(TOOL_PARAMETERS)
@@ -51,15 +53,26 @@ class State:
 
     def __post_init__(self) -> None:
         is_pairs = isinstance(self.slots, tuple) and all(
-            isinstance(slot, tuple) and len(slot) == 2 for slot in self.slots)
+            isinstance(slot, tuple) and len(slot) == 2 for slot in self.slots
+        )
         require(is_pairs, "State", "slots", self.slots, "a tuple of (key, value) pairs")
         for key, value in self.slots:
             require(is_name(key), "State", "key", key, "lowercase letters a-z")
-            require(type(value) is int and 0 <= value < VALUE_MODULUS, "State", f"slots[{key!r}]", value,
-                    f"an integer in [0, {VALUE_MODULUS - 1}]")
+            require(
+                type(value) is int and 0 <= value < VALUE_MODULUS,
+                "State",
+                f"slots[{key!r}]",
+                value,
+                f"an integer in [0, {VALUE_MODULUS - 1}]",
+            )
         keys = self.keys
-        require(all(a < b for a, b in zip(keys, keys[1:], strict=False)), "State", "keys", keys,
-                "unique keys in sorted order")
+        require(
+            all(a < b for a, b in zip(keys, keys[1:], strict=False)),
+            "State",
+            "keys",
+            keys,
+            "unique keys in sorted order",
+        )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, int]) -> State:
@@ -88,8 +101,9 @@ def format_state(state: State) -> str:
 
 def _state_text_error(text: str, position: int, expected: str) -> ValueError:
     found = repr(text[position]) if position < len(text) else "end of text"
-    return ValueError(f"invalid state text {text!r} at position {position}: expected {expected}, "
-                      f"found {found}")
+    return ValueError(
+        f"invalid state text {text!r} at position {position}: expected {expected}, found {found}"
+    )
 
 
 def parse_state(text: str) -> State:
@@ -104,12 +118,12 @@ def parse_state(text: str) -> State:
             key_end += 1
         if key_end == position:
             raise _state_text_error(text, position, "a key (a-z)")
-        if text[key_end:key_end + 1] != "=":
+        if text[key_end : key_end + 1] != "=":
             raise _state_text_error(text, key_end, "a letter or '='")
-        digit = text[key_end + 1:key_end + 2]
+        digit = text[key_end + 1 : key_end + 2]
         if digit == "" or digit not in DIGITS:
             raise _state_text_error(text, key_end + 1, "a digit 0-9")
-        if text[key_end + 2:key_end + 3] != SLOT_SEPARATOR:
+        if text[key_end + 2 : key_end + 3] != SLOT_SEPARATOR:
             raise _state_text_error(text, key_end + 2, f"'{SLOT_SEPARATOR}'")
         slots.append((text[position:key_end], int(digit)))
         position = key_end + 3
@@ -135,14 +149,21 @@ class CallCheck:
 
 @dataclasses.dataclass(frozen=True)
 class World:
-    """The tools a world offers (all six unless some are removed); `execute` runs one call on a state."""
+    """The tools a world offers (all six unless some are removed); `execute` runs one call on a state.
+
+    Overflow rule: add(key, value) stores (old + value) % VALUE_MODULUS, so add(ant,5) on ant=7 gives ant=2.
+    """
 
     available_tools: frozenset[str] = ALL_TOOLS
 
     def __post_init__(self) -> None:
-        require(isinstance(self.available_tools, frozenset) and self.available_tools <= ALL_TOOLS, "World",
-                "available_tools", self.available_tools,
-                f"a frozenset of tools from {format_tools(ALL_TOOLS)}")
+        require(
+            isinstance(self.available_tools, frozenset) and self.available_tools <= ALL_TOOLS,
+            "World",
+            "available_tools",
+            self.available_tools,
+            f"a frozenset of tools from {format_tools(ALL_TOOLS)}",
+        )
 
     def without_tools(self, *tools: str) -> World:
         """This world with `tools` removed: calling one is then an unknown-tool error."""
@@ -155,19 +176,23 @@ class World:
         parameters = TOOL_PARAMETERS[call.tool]
         if len(call.args) != len(parameters):
             plural = "s" if len(parameters) > 1 else ""
-            return CallCheck("arity", f"{ERROR_PREFIX}{call.tool} takes {len(parameters)} argument{plural} "
-                             f"({', '.join(parameters)}), got {len(call.args)}")
+            return CallCheck(
+                "arity",
+                f"{ERROR_PREFIX}{call.tool} takes {len(parameters)} argument{plural} "
+                f"({', '.join(parameters)}), got {len(call.args)}",
+            )
         for parameter, arg in zip(parameters, call.args, strict=True):
             if parameter == "key" and state.value(arg) is None:
                 return CallCheck("unknown_key", f"{ERROR_PREFIX}unknown key '{arg}'")
         for parameter, arg in zip(parameters, call.args, strict=True):
             if parameter == "value" and not (len(arg) == 1 and arg in DIGITS):
-                return CallCheck("value",
-                                 f"{ERROR_PREFIX}invalid value '{arg}' for {call.tool}: expected a digit 0-9")
+                return CallCheck(
+                    "value", f"{ERROR_PREFIX}invalid value '{arg}' for {call.tool}: expected a digit 0-9"
+                )
         if parameters == ("key", "key") and call.args[0] == call.args[1]:
-            return CallCheck("same_key",
-                             f"{ERROR_PREFIX}{call.tool} needs two different keys, "
-                             f"got '{call.args[0]}' twice")
+            return CallCheck(
+                "same_key", f"{ERROR_PREFIX}{call.tool} needs two different keys, got '{call.args[0]}' twice"
+            )
         return None
 
     def names_unknown(self, state: State, call: Call) -> bool:
