@@ -184,7 +184,9 @@ PHYSICS_DEFAULTS = dict(
 )
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "gymnax": dict(learning_rate=5e-4),
-    "dmc": dict(PHYSICS_DEFAULTS, num_envs=256, rollout_length=32, num_minibatches=8,
+    # gamma 0.98 rather than brax's 0.995: CartpoleBalance solved on 32/32 seeds at 1M env steps
+    # instead of 28/32 (docs/seed_robustness.md; the failing seeds had learned the fallen pole's regime)
+    "dmc": dict(PHYSICS_DEFAULTS, num_envs=256, rollout_length=32, num_minibatches=8, gamma=0.98,
                 total_steps=10_000_000),
     "brax": dict(PHYSICS_DEFAULTS, num_envs=1024, rollout_length=16, num_minibatches=32,
                  learning_rate=3e-4, gamma=0.97, total_steps=50_000_000),
@@ -201,7 +203,8 @@ def default_config(env_id: str, **overrides: Any) -> PPOConfig:
     gymnax continuous control (Pendulum, MountainCarContinuous): normalized obs and rewards,
         gamma 0.95, 10 epochs.
     gymnax MinAtar: 3x3 conv torso with 16 channels and a 128-unit layer, 64 envs.
-    dmc / brax: brax-style recipes (obs normalization, reward scale 10, tanh-Gaussian policy).
+    dmc / brax: brax-style recipes (obs normalization, reward scale 10, tanh-Gaussian policy); dmc
+        discounts by 0.98 (a 50-step horizon, about the time the balanced pole takes to fall).
     """
     family, _, name = env_id.partition("/")
     if family == "gymnax" and name.endswith("MinAtar"):
